@@ -1,0 +1,204 @@
+// Command gatehouse is the Gatehouse API gateway.
+//
+//	gatehouse run -c gatehouse.yaml        serve a config (reloads on SIGHUP and on file change)
+//	gatehouse validate -c gatehouse.yaml   check a config; prints file:line:col: field: message
+//	gatehouse demo                         serve the built-in demo config and demo services
+//	gatehouse version                      print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/demo"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/provider"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/google/uuid"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `Gatehouse — an API gateway in one binary.
+
+Usage:
+  gatehouse run -c gatehouse.yaml       serve a config (reload: SIGHUP or edit the file)
+  gatehouse validate -c gatehouse.yaml  check a config and print every problem
+  gatehouse demo [-listen :8080]        run the built-in demo (no setup needed)
+  gatehouse version                     print the version
+
+Run "gatehouse <command> -h" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	// Request IDs are generated per request: draw their randomness from a pool, not a syscall each.
+	uuid.EnableRandPool()
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintf(stdout, "gatehouse %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid log level %q (debug, info, warn, error)", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "gatehouse.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.LoadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var es config.Errors
+		if errors.As(err, &es) {
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", *path, len(es))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d services, %d routes)\n", *path, len(cfg.Listeners), len(cfg.Services), len(cfg.Routes))
+	return 0
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "gatehouse.yaml", "config file")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	watch := fs.Bool("watch", true, "reload when the config file changes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	cfg, err := config.LoadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	srv, err := server.New(cfg, server.Options{ConfigPath: *path, Logger: logger})
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
+	return serve(srv, logger, *path, *watch, nil)
+}
+
+// serve starts srv and blocks until SIGTERM/SIGINT, reloading on SIGHUP (and on file change when
+// watch is set). ready, if not nil, runs once the listeners are bound.
+func serve(srv *server.Server, logger *slog.Logger, path string, watch bool, ready func()) int {
+	if err := srv.Start(); err != nil {
+		logger.Error("start failed", "error", err.Error())
+		return 1
+	}
+	if ready != nil {
+		ready()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := func() {
+		if err := srv.ReloadFile(); err != nil {
+			logger.Error("reload failed", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+	}
+	if watch && path != "" {
+		if err := provider.WatchFile(ctx, path, 300*time.Millisecond, logger, reload); err != nil {
+			logger.Warn("config file watch unavailable; reload with SIGHUP", "error", err.Error())
+		}
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if path != "" {
+				logger.Info("SIGHUP: reloading config", "file", path)
+				reload()
+			}
+			continue
+		}
+		logger.Info("shutting down: draining in-flight requests", "signal", sig.String())
+		if err := srv.Shutdown(context.Background()); err != nil {
+			logger.Error("shutdown", "error", err.Error())
+			return 1
+		}
+		logger.Info("stopped")
+		return 0
+	}
+	return 0
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	d, err := demo.Start()
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse demo:", err)
+		return 1
+	}
+	defer d.Close()
+	cfg, err := d.Config(*listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse demo:", err)
+		return 1
+	}
+	srv, err := server.New(cfg, server.Options{Logger: logger})
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse demo:", err)
+		return 1
+	}
+	return serve(srv, logger, "", false, func() {
+		fmt.Fprint(stdout, d.Banner(srv.Addrs()["public"]))
+	})
+}

@@ -1,0 +1,344 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// FieldError is one configuration problem, located in the source file.
+type FieldError struct {
+	File string
+	Line int
+	Col  int
+	// Path is the field path, e.g. "routes[3].match.path".
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteByte(':')
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "%d:%d:", e.Line, e.Col)
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in a config; it is returned as one error.
+type Errors []*FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Source is a decoded config together with what is needed to point at its lines.
+type Source struct {
+	File   string
+	Config *Config
+	pos    *positions
+}
+
+// LoadFile reads, decodes, defaults and validates a config file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Load(path, data, os.LookupEnv)
+}
+
+// Load decodes, defaults and validates a config held in memory. file names it in errors;
+// lookupEnv resolves ${NAME} and ${NAME:-default} references (nil: none are set).
+func Load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	src, err := Decode(file, data, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	src.Config.ApplyDefaults()
+	if errs := src.Validate(); len(errs) > 0 {
+		return nil, errs
+	}
+	return src.Config, nil
+}
+
+// Decode performs env substitution and strict decoding, without defaults or validation.
+func Decode(file string, data []byte, lookupEnv func(string) (string, bool)) (*Source, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	data, errs := substituteEnv(file, data, lookupEnv)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, Errors{tokenError(file, nil, err)}
+	}
+	pos := indexPositions(f)
+	var cfg Config
+	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
+		return nil, Errors{tokenError(file, pos, err)}
+	}
+	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
+		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "config is empty (expected one YAML document with version: 1)"}}
+	}
+	return &Source{File: file, Config: &cfg, pos: pos}, nil
+}
+
+// tokenError converts a decoder error into a FieldError with its position and field path.
+func tokenError(file string, pos *positions, err error) *FieldError {
+	fe := &FieldError{File: file}
+	var tok *token.Token
+	var ne *nodeError
+	var ye yaml.Error
+	switch {
+	case errors.As(err, &ne):
+		tok, fe.Msg = ne.tok, ne.msg
+	case errors.As(err, &ye):
+		tok, fe.Msg = ye.GetToken(), ye.GetMessage()
+	default:
+		fe.Msg = err.Error()
+	}
+	if tok != nil && tok.Position != nil {
+		fe.Line, fe.Col = tok.Position.Line, tok.Position.Column
+		if pos != nil {
+			fe.Path = pos.pathAt(fe.Line, fe.Col)
+		}
+	}
+	fe.Msg = strings.TrimSpace(fe.Msg)
+	return fe
+}
+
+// substituteEnv replaces ${NAME} and ${NAME:-default}; "$$" is a literal "$". Lines are kept in
+// place so positions still point at the user's file.
+func substituteEnv(file string, data []byte, lookup func(string) (string, bool)) ([]byte, Errors) {
+	s := string(data)
+	if !strings.Contains(s, "$") {
+		return data, nil
+	}
+	var b strings.Builder
+	var errs Errors
+	line, col := 1, 1
+	lineStart := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if lineStart {
+			// Whole-line comments are copied untouched, references and all.
+			j := i
+			for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+				j++
+			}
+			if j < len(s) && s[j] == '#' {
+				k := strings.IndexByte(s[i:], '\n')
+				if k < 0 {
+					k = len(s) - i - 1
+				}
+				b.WriteString(s[i : i+k+1])
+				i += k
+				line++
+				continue
+			}
+			lineStart = false
+		}
+		if c == '$' && i+1 < len(s) && s[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			col += 2
+			continue
+		}
+		if c == '$' && i+1 < len(s) && s[i+1] == '{' {
+			end := strings.IndexByte(s[i:], '}')
+			nl := strings.IndexByte(s[i:], '\n')
+			if end < 0 || (nl >= 0 && nl < end) {
+				errs = append(errs, &FieldError{File: file, Line: line, Col: col, Msg: "unterminated ${ reference"})
+				b.WriteByte(c)
+				col++
+				continue
+			}
+			ref := s[i+2 : i+end]
+			name, def, hasDef := strings.Cut(ref, ":-")
+			if !validEnvName(name) {
+				errs = append(errs, &FieldError{File: file, Line: line, Col: col, Msg: fmt.Sprintf("invalid environment variable name %q", name)})
+			} else if v, ok := lookup(name); ok {
+				b.WriteString(v)
+			} else if hasDef {
+				b.WriteString(def)
+			} else {
+				errs = append(errs, &FieldError{File: file, Line: line, Col: col, Msg: fmt.Sprintf("environment variable %s is not set (use ${%s:-default} for a default)", name, name)})
+			}
+			i += end
+			col += end + 1
+			continue
+		}
+		b.WriteByte(c)
+		if c == '\n' {
+			line, col = line+1, 1
+			lineStart = true
+		} else {
+			col++
+		}
+	}
+	return []byte(b.String()), errs
+}
+
+func validEnvName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i, c := range n {
+		if c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// positions maps field paths to source positions and back.
+type positions struct {
+	byPath map[string][2]int
+	byPos  map[[2]int]string
+}
+
+func indexPositions(f *ast.File) *positions {
+	p := &positions{byPath: map[string][2]int{}, byPos: map[[2]int]string{}}
+	for _, d := range f.Docs {
+		if d.Body != nil {
+			p.walk("", d.Body)
+		}
+	}
+	return p
+}
+
+func (p *positions) record(path string, tok *token.Token, primary bool) {
+	if tok == nil || tok.Position == nil {
+		return
+	}
+	at := [2]int{tok.Position.Line, tok.Position.Column}
+	if primary || p.byPath[path] == ([2]int{}) {
+		p.byPath[path] = at
+	}
+	if _, ok := p.byPos[at]; !ok {
+		p.byPos[at] = path
+	}
+}
+
+func (p *positions) walk(path string, n ast.Node) {
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		p.record(path, v.GetToken(), false)
+		for _, kv := range v.Values {
+			p.walkPair(path, kv)
+		}
+	case *ast.MappingValueNode:
+		p.walkPair(path, v)
+	case *ast.SequenceNode:
+		p.record(path, v.GetToken(), false)
+		for i, item := range v.Values {
+			child := path + "[" + strconv.Itoa(i) + "]"
+			p.record(child, item.GetToken(), true)
+			p.walk(child, item)
+		}
+	case *ast.TagNode:
+		p.walk(path, v.Value)
+	case *ast.AnchorNode:
+		p.walk(path, v.Value)
+	default:
+		if n != nil {
+			p.record(path, n.GetToken(), false)
+		}
+	}
+}
+
+func (p *positions) walkPair(path string, kv *ast.MappingValueNode) {
+	key := kv.Key.String()
+	child := key
+	if path != "" {
+		child = path + "." + key
+	}
+	p.record(child, kv.Key.GetToken(), true)
+	if kv.Value != nil {
+		if _, scalar := scalarText(kv.Value); scalar {
+			// Type errors point at the value token: map it back to this field.
+			if t := kv.Value.GetToken(); t != nil && t.Position != nil {
+				at := [2]int{t.Position.Line, t.Position.Column}
+				if _, ok := p.byPos[at]; !ok {
+					p.byPos[at] = child
+				}
+			}
+		}
+		p.walk(child, kv.Value)
+	}
+}
+
+// pathAt returns the field path of the node at line:col ("" if unknown).
+func (p *positions) pathAt(line, col int) string {
+	if s, ok := p.byPos[[2]int{line, col}]; ok {
+		return s
+	}
+	// Fall back to the nearest node on the same line at or before col.
+	best, bestCol := "", -1
+	for at, s := range p.byPos {
+		if at[0] == line && at[1] <= col && at[1] > bestCol {
+			best, bestCol = s, at[1]
+		}
+	}
+	return best
+}
+
+// lookup returns the position of path, or of its nearest ancestor that is in the file.
+func (p *positions) lookup(path string) (int, int) {
+	for path != "" {
+		if at, ok := p.byPath[path]; ok {
+			return at[0], at[1]
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 1, 1
+}
+
+// errorf builds a FieldError located at path.
+func (s *Source) errorf(path, format string, args ...any) *FieldError {
+	fe := &FieldError{File: s.File, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if s.pos != nil {
+		fe.Line, fe.Col = s.pos.lookup(path)
+	}
+	return fe
+}
+
+func sortErrors(es Errors) {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Line != es[j].Line {
+			return es[i].Line < es[j].Line
+		}
+		return es[i].Col < es[j].Col
+	})
+}

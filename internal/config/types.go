@@ -1,0 +1,176 @@
+// Package config holds Gatehouse's declarative configuration (schema version 1): the types a
+// gatehouse.yaml decodes into, strict decoding with file:line:column positions, defaults and
+// validation. The doc comments on the fields below are the user documentation: the config
+// reference in docs/config-reference.md is generated from them (go generate ./internal/config).
+package config
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Version of the config schema. Must be 1.
+	Version int `yaml:"version"`
+	// Listeners are the addresses the gateway accepts client traffic on. At least one is required.
+	Listeners []Listener `yaml:"listeners"`
+	// Server holds settings that apply to every listener and route.
+	Server Server `yaml:"server"`
+	// Services are the upstreams routes send traffic to.
+	Services []Service `yaml:"services"`
+	// Routes map requests to services. Precedence does not depend on their order except for exact ties.
+	Routes []Route `yaml:"routes"`
+}
+
+// Listener is one address the gateway serves HTTP on.
+type Listener struct {
+	// Name identifies the listener in logs and in route matches. Required, unique.
+	Name string `yaml:"name"`
+	// Address is host:port to listen on, e.g. ":8080" or "127.0.0.1:8080". Required, unique.
+	Address string `yaml:"address"`
+}
+
+// Server holds gateway-wide settings.
+type Server struct {
+	// TrustedProxies lists the CIDRs (or single IPs) of proxies in front of the gateway whose
+	// X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are believed.
+	// From any other peer those headers are replaced, and the client IP is the peer address.
+	// Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxBodyBytes caps a request body; larger bodies get 413. Sizes accept a number of bytes or a
+	// unit: "512KiB", "10MiB", "1GB". Routes may override it. Default: 10MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxHeaderBytes caps the total size of a request's header names and values; larger gets 431.
+	// Default: 32KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// ReadHeaderTimeout bounds how long a client may take to send the request headers (slowloris
+	// guard). Durations use Go syntax: "250ms", "5s", "1m30s". Default: 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included. "0s" disables it. Default: 60s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default: "0s" (disabled) so streaming responses
+	// (server-sent events, downloads) are not cut; route request timeouts still bound upstream calls.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive client connections idle this long. Default: 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout is how long a shutdown (SIGTERM/SIGINT) waits for in-flight requests to
+	// finish before closing their connections. Default: 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// AccessLog configures the per-request access log.
+	AccessLog AccessLog `yaml:"access_log"`
+}
+
+// AccessLog configures the per-request access log.
+type AccessLog struct {
+	// Enabled turns the access log on or off. Default: true.
+	Enabled *bool `yaml:"enabled"`
+	// Output is "stdout", "stderr" or a file path. Default: stdout.
+	Output string `yaml:"output"`
+	// BufferSize is how many bytes of log lines are buffered before a write; the buffer is also
+	// flushed every second and on shutdown. "0" writes every line at once. Default: 64KiB.
+	BufferSize *ByteSize `yaml:"buffer_size"`
+}
+
+// Service is a named group of upstream targets that routes proxy to.
+type Service struct {
+	// Name identifies the service; routes refer to it. Required, unique.
+	Name string `yaml:"name"`
+	// Targets are the upstream endpoints. At least one is required.
+	Targets []Target `yaml:"targets"`
+	// Balancer chooses a target per attempt: round_robin, weighted_round_robin (smooth, as in
+	// nginx), least_conn, p2c (power of two random choices on in-flight requests) or
+	// consistent_hash. Default: round_robin, or weighted_round_robin when targets have different
+	// weights.
+	Balancer string `yaml:"balancer"`
+	// HashOn is the consistent_hash key: "header:<Name>", "cookie:<name>" or "client_ip".
+	// Required with consistent_hash; requests without the header or cookie hash on the client IP.
+	HashOn string `yaml:"hash_on"`
+	// Timeouts bound every call to this service. Routes may override them.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Pool configures the keep-alive connection pool to each target.
+	Pool Pool `yaml:"pool"`
+}
+
+// Target is one upstream endpoint.
+type Target struct {
+	// URL is the target's base URL, "http://host:port" or "https://host:port"; a path in it is
+	// prepended to the forwarded path. Required.
+	URL string `yaml:"url"`
+	// Weight is the target's share for weighted balancers and consistent hashing. Default: 1.
+	Weight int `yaml:"weight"`
+}
+
+// Timeouts bound upstream calls.
+type Timeouts struct {
+	// Connect bounds establishing a TCP (and TLS) connection to a target. Default: 5s.
+	Connect Duration `yaml:"connect"`
+	// ResponseHeader bounds the wait for the upstream's response headers after the request was
+	// sent. Default: 30s.
+	ResponseHeader Duration `yaml:"response_header"`
+	// Request bounds the whole exchange, body streaming included; "0s" leaves only the other
+	// timeouts (use it for long streams). Not applied to upgraded (WebSocket) connections.
+	// Default: 60s.
+	Request Duration `yaml:"request"`
+}
+
+// Pool configures keep-alive connections to a service's targets. Pools of a service whose
+// configuration did not change survive a reload.
+type Pool struct {
+	// MaxIdlePerTarget is how many idle keep-alive connections are kept per target. Default: 256.
+	MaxIdlePerTarget int `yaml:"max_idle_per_target"`
+	// MaxPerTarget caps connections (busy and idle) per target; 0 is unlimited. Default: 0.
+	MaxPerTarget int `yaml:"max_per_target"`
+	// IdleTimeout closes idle upstream connections after this long. Default: 90s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// Route maps matching requests to a service.
+type Route struct {
+	// Name identifies the route in logs, metrics and errors. Required, unique.
+	Name string `yaml:"name"`
+	// Match selects the requests this route serves.
+	Match Match `yaml:"match"`
+	// Service is the name of the service requests are proxied to. Required.
+	Service string `yaml:"service"`
+	// StripPrefix removes this literal path prefix (on a segment boundary) before forwarding,
+	// e.g. "/api/v1" turns "/api/v1/users/7" into "/users/7".
+	StripPrefix string `yaml:"strip_prefix"`
+	// Rewrite replaces the forwarded path with a template filled from the matched path:
+	// "{name}" is a captured parameter and "{**}" what the trailing "/**" matched, e.g.
+	// "/v2/accounts/{id}". Applied instead of StripPrefix when both are set is an error.
+	Rewrite string `yaml:"rewrite"`
+	// PreserveHost forwards the client's Host header instead of the target's host. Default: false.
+	PreserveHost bool `yaml:"preserve_host"`
+	// RequestHeaders edits the request headers sent upstream.
+	RequestHeaders HeaderOps `yaml:"request_headers"`
+	// ResponseHeaders edits the response headers sent to the client.
+	ResponseHeaders HeaderOps `yaml:"response_headers"`
+	// Timeouts override the service's timeouts field by field for this route.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// MaxBodyBytes overrides server.max_body_bytes for this route.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+}
+
+// Match is the set of conditions a request must meet; all given conditions must hold.
+type Match struct {
+	// Hosts the route serves: exact ("api.example.com") or wildcard ("*.example.com", one or more
+	// labels). Matching ignores case and the port. Empty: any host.
+	Hosts []string `yaml:"hosts"`
+	// Path pattern: exact "/a/b", parameters "/users/{id}" (one whole segment), or a trailing
+	// "/**" that matches zero or more further segments ("/api/v1/users/**"). Required.
+	Path string `yaml:"path"`
+	// Methods allowed, e.g. [GET, POST]; GET also allows HEAD. Empty: any method. A request whose
+	// path matches but whose method doesn't gets 405 with an Allow header.
+	Methods []string `yaml:"methods"`
+	// Headers that must match: a string is an exact value (`Accept-Version: v2`); an object is
+	// `{present: true}` or `{regex: "^v[12]$"}` (RE2, unanchored unless you anchor it).
+	Headers map[string]ValueMatch `yaml:"headers"`
+	// Query parameters that must match, with the same forms as Headers.
+	Query map[string]ValueMatch `yaml:"query"`
+}
+
+// HeaderOps edits headers. Removals run first, then sets, then adds.
+type HeaderOps struct {
+	// Add appends a value to the header (keeps existing values).
+	Add map[string]string `yaml:"add"`
+	// Set replaces the header's values.
+	Set map[string]string `yaml:"set"`
+	// Remove deletes these headers.
+	Remove []string `yaml:"remove"`
+}

@@ -1,0 +1,52 @@
+// Package httpx holds the per-request state and the small HTTP helpers shared by the router,
+// middleware and proxy: the request Info carried in the context, JSON errors, client IP
+// resolution through trusted proxies, and request IDs.
+package httpx
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/router"
+)
+
+type infoKey struct{}
+
+// Info is the gateway's state for one request. It is created once per request by the edge
+// handler, filled in as the request moves through routing, middleware and proxying, and read
+// by the access log. Only the goroutine serving the request touches it.
+type Info struct {
+	// RequestID is the validated client-supplied or generated correlation ID.
+	RequestID string
+	// ClientIP is the client address, resolved through trusted proxies only.
+	ClientIP netip.Addr
+	// PeerTrusted reports whether the direct peer is a trusted proxy.
+	PeerTrusted bool
+	// Path is the normalized (still percent-encoded) request path used for routing.
+	Path string
+	// Route and Service name what served the request ("" before routing).
+	Route   string
+	Service string
+	// Target is the upstream chosen for the last attempt ("host:port").
+	Target string
+	// Match holds the route lookup result: path parameters and what "/**" matched.
+	Match router.Match
+	// UpstreamStart is when the last upstream attempt started.
+	UpstreamStart time.Time
+	// UpstreamDuration is the time from sending the upstream request to its response headers.
+	UpstreamDuration time.Duration
+	// ErrorCode is the stable error code returned to the client, if any.
+	ErrorCode string
+}
+
+// WithInfo returns a context carrying info.
+func WithInfo(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// InfoFrom returns the request's Info, or nil outside the gateway's handler.
+func InfoFrom(ctx context.Context) *Info {
+	info, _ := ctx.Value(infoKey{}).(*Info)
+	return info
+}

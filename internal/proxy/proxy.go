@@ -1,0 +1,413 @@
+// Package proxy forwards a routed request to one target of its service: it picks the target,
+// rewrites the path, sets forwarding headers, applies header edits and timeouts, streams both
+// ways (server-sent events flush at once, upgrades such as WebSocket pass through, trailers are
+// kept), and turns upstream failures into the gateway's JSON errors.
+//
+// The Handler is what a route's middleware chain ends in; nothing outside this package knows
+// how the bytes move, so the forwarding engine can be replaced without touching routing or
+// middleware.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/upstream"
+)
+
+// HeaderOps edits headers: Remove, then Set, then Add. Names are canonical.
+type HeaderOps struct {
+	Remove []string
+	Set    [][2]string
+	Add    [][2]string
+}
+
+// Empty reports whether the ops change nothing.
+func (o HeaderOps) Empty() bool { return len(o.Remove)+len(o.Set)+len(o.Add) == 0 }
+
+// Apply edits h.
+func (o HeaderOps) Apply(h http.Header) {
+	for _, k := range o.Remove {
+		delete(h, k)
+	}
+	for _, kv := range o.Set {
+		h[kv[0]] = []string{kv[1]}
+	}
+	for _, kv := range o.Add {
+		h[kv[0]] = append(h[kv[0]], kv[1])
+	}
+}
+
+// Options configures a Handler for one route.
+type Options struct {
+	Route   string
+	Service string
+	// Targets and Balancer choose where each request goes.
+	Targets  []*upstream.Target
+	Balancer upstream.Balancer
+	// HashKind and HashName select the consistent-hash key: "header", "cookie" or "client_ip".
+	HashKind, HashName string
+	Transport          http.RoundTripper
+	// StripPrefix removes a literal prefix from the forwarded path; Rewrite, when set, replaces
+	// the path with a template ("{name}" parameters, "{**}" the wildcard rest).
+	StripPrefix  string
+	Rewrite      string
+	PreserveHost bool
+	// RequestTimeout bounds the whole exchange (0: none). Not applied to upgrades.
+	RequestTimeout  time.Duration
+	RequestHeaders  HeaderOps
+	ResponseHeaders HeaderOps
+	Trusted         *httpx.Trusted
+	Logger          *slog.Logger
+}
+
+// Handler proxies requests to a service. It is safe for concurrent use.
+type Handler struct {
+	o       Options
+	rp      *httputil.ReverseProxy
+	rewrite []rewritePart
+}
+
+type rewritePart struct {
+	literal string
+	param   string // "" for a literal; "**" for the wildcard rest
+}
+
+// New builds a Handler.
+func New(o Options) (*Handler, error) {
+	if len(o.Targets) == 0 || o.Balancer == nil || o.Transport == nil {
+		return nil, errors.New("proxy: targets, balancer and transport are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &Handler{o: o}
+	if o.Rewrite != "" {
+		h.rewrite = parseTemplate(o.Rewrite)
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewriteRequest,
+		Transport:      o.Transport,
+		FlushInterval:  0, // streamed responses (SSE, unknown length) are flushed at once by ReverseProxy
+		BufferPool:     bufferPool,
+		ErrorHandler:   h.handleError,
+		ModifyResponse: h.modifyResponse,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := httpx.InfoFrom(r.Context())
+	key := ""
+	if h.o.HashKind != "" {
+		key = h.hashKey(r, info)
+	}
+	t := h.o.Balancer.Pick(key, nil)
+	if t == nil {
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
+		return
+	}
+	if info != nil {
+		info.Target = t.URL.Host
+		info.UpstreamStart = time.Now()
+	}
+	t.Acquire()
+	defer t.Release()
+
+	if h.o.RequestTimeout > 0 && !isUpgrade(r) {
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), targetKey{}, t))
+	h.rp.ServeHTTP(w, r)
+}
+
+type targetKey struct{}
+
+func (h *Handler) hashKey(r *http.Request, info *httpx.Info) string {
+	switch h.o.HashKind {
+	case "header":
+		if v := r.Header.Get(h.o.HashName); v != "" {
+			return v
+		}
+	case "cookie":
+		if c, err := r.Cookie(h.o.HashName); err == nil && c.Value != "" {
+			return c.Value
+		}
+	}
+	if info != nil && info.ClientIP.IsValid() {
+		return info.ClientIP.String()
+	}
+	return r.RemoteAddr
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header["Connection"], "upgrade")
+}
+
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// rewriteRequest runs once per attempt inside ReverseProxy: it points the outgoing request at
+// the chosen target and sets the forwarding headers.
+func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	t, _ := in.Context().Value(targetKey{}).(*upstream.Target)
+	info := httpx.InfoFrom(in.Context())
+
+	escaped := in.URL.EscapedPath()
+	if info != nil && info.Path != "" {
+		escaped = info.Path
+	}
+	escaped = h.upstreamPath(escaped, info)
+	if t != nil {
+		out.URL.Scheme = t.URL.Scheme
+		out.URL.Host = t.URL.Host
+		if base := t.URL.EscapedPath(); base != "" && base != "/" {
+			escaped = strings.TrimSuffix(base, "/") + escaped
+		}
+	}
+	setEscapedPath(out.URL, escaped)
+	if h.o.PreserveHost {
+		out.Host = in.Host
+	} else {
+		out.Host = ""
+	}
+
+	h.setForwarded(pr, info)
+	if info != nil {
+		out.Header["X-Request-Id"] = []string{info.RequestID}
+		delete(out.Header, "X-Correlation-Id")
+	}
+	// An empty User-Agent must stay empty rather than become Go's default.
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""}
+	}
+	h.o.RequestHeaders.Apply(out.Header)
+}
+
+// upstreamPath applies strip_prefix or rewrite to the normalized path.
+func (h *Handler) upstreamPath(p string, info *httpx.Info) string {
+	if h.rewrite != nil {
+		var b strings.Builder
+		for _, part := range h.rewrite {
+			switch {
+			case part.param == "":
+				b.WriteString(part.literal)
+			case part.param == "**":
+				if info != nil {
+					b.WriteString(info.Match.Rest)
+				}
+			default:
+				if info != nil {
+					v, _ := info.Match.Param(part.param)
+					b.WriteString(v)
+				}
+			}
+		}
+		s := b.String()
+		if s == "" || s[0] != '/' {
+			s = "/" + s
+		}
+		return strings.ReplaceAll(s, "//", "/")
+	}
+	if sp := h.o.StripPrefix; sp != "" && strings.HasPrefix(p, sp) {
+		rest := p[len(sp):]
+		switch {
+		case rest == "":
+			return "/"
+		case rest[0] == '/':
+			return rest
+		case strings.HasSuffix(sp, "/"):
+			return "/" + rest
+		}
+	}
+	return p
+}
+
+func parseTemplate(tmpl string) []rewritePart {
+	var parts []rewritePart
+	for tmpl != "" {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			parts = append(parts, rewritePart{literal: tmpl})
+			break
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		if j < 0 {
+			parts = append(parts, rewritePart{literal: tmpl})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, rewritePart{literal: tmpl[:i]})
+		}
+		parts = append(parts, rewritePart{param: tmpl[i+1 : i+j]})
+		tmpl = tmpl[i+j+1:]
+	}
+	return parts
+}
+
+// setEscapedPath sets u's path from an already-escaped path, keeping the exact spelling.
+func setEscapedPath(u *url.URL, escaped string) {
+	if !strings.ContainsRune(escaped, '%') {
+		u.Path, u.RawPath = escaped, ""
+		return
+	}
+	p, err := url.PathUnescape(escaped)
+	if err != nil {
+		u.Path, u.RawPath = escaped, ""
+		return
+	}
+	u.Path, u.RawPath = p, escaped
+}
+
+// setForwarded writes X-Forwarded-For/-Proto/-Host and Forwarded. Values from the client are
+// kept (and appended to) only when the peer is a trusted proxy; otherwise they are replaced.
+func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info) {
+	in, out := pr.In, pr.Out
+	peer := httpx.PeerAddr(in.RemoteAddr)
+	trusted := info != nil && info.PeerTrusted
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	peerStr := ""
+	if peer.IsValid() {
+		peerStr = peer.String()
+	}
+	if trusted {
+		xff := strings.Join(in.Header["X-Forwarded-For"], ", ")
+		if xff != "" {
+			xff += ", "
+		}
+		out.Header["X-Forwarded-For"] = []string{xff + peerStr}
+		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+			proto = v
+		}
+		host := in.Header.Get("X-Forwarded-Host")
+		if host == "" {
+			host = in.Host
+		}
+		out.Header["X-Forwarded-Host"] = []string{host}
+	} else {
+		out.Header["X-Forwarded-For"] = []string{peerStr}
+		out.Header["X-Forwarded-Host"] = []string{in.Host}
+		delete(out.Header, "Forwarded")
+	}
+	out.Header["X-Forwarded-Proto"] = []string{proto}
+
+	elem := "for=" + forwardedNode(peer) + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
+	if prev := out.Header.Get("Forwarded"); trusted && prev != "" {
+		elem = strings.Join(out.Header["Forwarded"], ", ") + ", " + elem
+	}
+	out.Header["Forwarded"] = []string{elem}
+}
+
+func forwardedNode(a interface {
+	IsValid() bool
+	Is6() bool
+	String() string
+}) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	if a.Is6() {
+		return `"[` + a.String() + `]"`
+	}
+	return a.String()
+}
+
+func quoteForwarded(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	if info := httpx.InfoFrom(resp.Request.Context()); info != nil {
+		resp.Header["X-Request-Id"] = []string{info.RequestID}
+		info.UpstreamDuration = time.Since(info.UpstreamStart)
+	}
+	h.o.ResponseHeaders.Apply(resp.Header)
+	return nil
+}
+
+// handleError maps a failed upstream exchange to a client error. The cause is logged with the
+// request ID; the client sees only a stable code.
+func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	info := httpx.InfoFrom(r.Context())
+	reqID := ""
+	if info != nil {
+		reqID = info.RequestID
+	}
+	var mbe *http.MaxBytesError
+	status, code, msg := http.StatusBadGateway, httpx.CodeBadGateway, "the upstream service failed to respond"
+	switch {
+	case errors.As(err, &mbe):
+		status, code, msg = http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large"
+	case r.Context().Err() == context.Canceled || errors.Is(err, context.Canceled):
+		// The client went away: nobody is listening for an answer.
+		if info != nil {
+			info.ErrorCode = "client_closed_request"
+		}
+		h.o.Logger.Debug("client canceled request", "request_id", reqID, "route", h.o.Route)
+		w.WriteHeader(499)
+		return
+	case isTimeout(err) || r.Context().Err() == context.DeadlineExceeded:
+		status, code, msg = http.StatusGatewayTimeout, httpx.CodeGatewayTimeout, "the upstream service did not respond in time"
+	}
+	h.o.Logger.Warn("upstream error", "request_id", reqID, "route", h.o.Route, "service", h.o.Service,
+		"target", targetOf(info), "status", status, "error", err.Error())
+	httpx.WriteError(w, r, status, code, msg)
+}
+
+func targetOf(info *httpx.Info) string {
+	if info == nil {
+		return ""
+	}
+	return info.Target
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// net/http reports ResponseHeaderTimeout with this text and no typed error.
+	return strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+var bufferPool = &bytePool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bytePool struct{ p sync.Pool }
+
+func (b *bytePool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bytePool) Put(s []byte) { b.p.Put(&s) }

@@ -1,0 +1,267 @@
+// Package runtime compiles a validated config into an immutable Runtime: the route table, one
+// pre-built handler chain per route and the services they proxy to. A Runtime is an
+// http.Handler; a reload compiles a new one and swaps it in atomically, and the old one is
+// retired once its in-flight requests finish.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/upstream"
+)
+
+// Deps are the long-lived things a Runtime uses but does not own.
+type Deps struct {
+	// Registry holds upstream pools and target state shared across reloads. Required.
+	Registry *upstream.Registry
+	// Logger receives operational and security logs. Default: slog.Default().
+	Logger *slog.Logger
+	// AccessLog, when non-nil, receives one record per request.
+	AccessLog *slog.Logger
+}
+
+// Route is one compiled route.
+type Route struct {
+	Name    string
+	Service string
+	// MaxBodyBytes caps the request body (413 beyond).
+	MaxBodyBytes int64
+	// Handler is the route's whole chain, ending in the proxy.
+	Handler http.Handler
+}
+
+// Runtime is a compiled, immutable config. It is safe for concurrent use.
+type Runtime struct {
+	// Config is the config it was compiled from; it must not be modified.
+	Config   *config.Config
+	table    *router.Table
+	routes   []*Route
+	trusted  *httpx.Trusted
+	maxHdr   int
+	logger   *slog.Logger
+	access   *slog.Logger
+	inflight atomic.Int64
+	releases []func()
+	retire   sync.Once
+	// CompiledAt is when Compile finished.
+	CompiledAt time.Time
+}
+
+// Compile builds a Runtime. On error everything acquired so far is released.
+func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
+	if deps.Registry == nil {
+		return nil, errors.New("runtime: registry is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes)}
+	defer func() {
+		if err != nil {
+			rt.releaseAll()
+			rt = nil
+		}
+	}()
+
+	specs, specErrs := config.BuildSpecs(cfg)
+	if len(specErrs) > 0 {
+		return nil, fmt.Errorf("compile routes: invalid match in config (run gatehouse validate)")
+	}
+	if rt.table, err = router.Compile(specs); err != nil {
+		return nil, fmt.Errorf("compile routes: %w", err)
+	}
+
+	var prefixes []netip.Prefix
+	for _, s := range cfg.Server.TrustedProxies {
+		p, perr := config.ParsePrefix(s)
+		if perr != nil {
+			return nil, fmt.Errorf("trusted_proxies: %w", perr)
+		}
+		prefixes = append(prefixes, p)
+	}
+	rt.trusted = httpx.NewTrusted(prefixes)
+
+	services := map[string]*config.Service{}
+	targets := map[string][]*upstream.Target{}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		services[svc.Name] = svc
+		ts, release, aerr := deps.Registry.Targets.Acquire(targetsKey(svc), func() ([]*upstream.Target, error) {
+			return buildTargets(svc)
+		})
+		if aerr != nil {
+			return nil, fmt.Errorf("service %s: %w", svc.Name, aerr)
+		}
+		rt.releases = append(rt.releases, release)
+		targets[svc.Name] = ts
+	}
+
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		svc, ok := services[rc.Service]
+		if !ok {
+			return nil, fmt.Errorf("route %s: unknown service %q", rc.Name, rc.Service)
+		}
+		route, rerr := rt.compileRoute(rc, svc, targets[svc.Name], deps)
+		if rerr != nil {
+			return nil, fmt.Errorf("route %s: %w", rc.Name, rerr)
+		}
+		rt.routes = append(rt.routes, route)
+	}
+	rt.CompiledAt = time.Now()
+	return rt, nil
+}
+
+func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*upstream.Target, deps Deps) (*Route, error) {
+	to := config.EffectiveTimeouts(svc.Timeouts, rc.Timeouts)
+	settings := upstream.TransportSettings{
+		Service:          svc.Name,
+		Connect:          to.Connect.Duration,
+		ResponseHeader:   to.ResponseHeader.Duration,
+		IdleTimeout:      svc.Pool.IdleTimeout.Duration,
+		MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget,
+		MaxPerTarget:     svc.Pool.MaxPerTarget,
+	}
+	tr, release, err := deps.Registry.Transports.Acquire(settings, func() (*http.Transport, error) {
+		return upstream.NewTransport(settings), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rt.releases = append(rt.releases, release)
+	bal, err := upstream.NewBalancer(svc.Balancer, ts)
+	if err != nil {
+		return nil, err
+	}
+	var hashKind, hashName string
+	if svc.HashOn != "" {
+		if hashKind, hashName, err = config.ParseHashOn(svc.HashOn); err != nil {
+			return nil, err
+		}
+	}
+	ph, err := proxy.New(proxy.Options{
+		Route:           rc.Name,
+		Service:         svc.Name,
+		Targets:         ts,
+		Balancer:        bal,
+		HashKind:        hashKind,
+		HashName:        hashName,
+		Transport:       tr,
+		StripPrefix:     rc.StripPrefix,
+		Rewrite:         rc.Rewrite,
+		PreserveHost:    rc.PreserveHost,
+		RequestTimeout:  to.Request.Duration,
+		RequestHeaders:  headerOps(rc.RequestHeaders),
+		ResponseHeaders: headerOps(rc.ResponseHeaders),
+		Trusted:         rt.trusted,
+		Logger:          rt.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	maxBody := rt.Config.Server.MaxBodyBytes.Bytes
+	if rc.MaxBodyBytes.Set() {
+		maxBody = rc.MaxBodyBytes.Bytes
+	}
+	return &Route{Name: rc.Name, Service: svc.Name, MaxBodyBytes: maxBody, Handler: ph}, nil
+}
+
+func headerOps(h config.HeaderOps) proxy.HeaderOps {
+	var o proxy.HeaderOps
+	for _, k := range h.Remove {
+		o.Remove = append(o.Remove, textproto.CanonicalMIMEHeaderKey(k))
+	}
+	for _, k := range sortedKeys(h.Set) {
+		o.Set = append(o.Set, [2]string{textproto.CanonicalMIMEHeaderKey(k), h.Set[k]})
+	}
+	for _, k := range sortedKeys(h.Add) {
+		o.Add = append(o.Add, [2]string{textproto.CanonicalMIMEHeaderKey(k), h.Add[k]})
+	}
+	return o
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// targetsKey identifies a service's target set: same name and same targets share state
+// (in-flight counts, health) across reloads.
+func targetsKey(svc *config.Service) string {
+	var b strings.Builder
+	b.WriteString(svc.Name)
+	for _, t := range svc.Targets {
+		b.WriteString("|")
+		b.WriteString(t.URL)
+		b.WriteString("#")
+		b.WriteString(strconv.Itoa(t.Weight))
+	}
+	return b.String()
+}
+
+func buildTargets(svc *config.Service) ([]*upstream.Target, error) {
+	out := make([]*upstream.Target, 0, len(svc.Targets))
+	for _, t := range svc.Targets {
+		u, err := url.Parse(t.URL)
+		if err != nil {
+			return nil, fmt.Errorf("target %q: %w", t.URL, err)
+		}
+		out = append(out, upstream.NewTarget(u, t.Weight))
+	}
+	return out, nil
+}
+
+// Describe returns the compiled route table as text (see router.Table.Describe).
+func (rt *Runtime) Describe() string { return rt.table.Describe() }
+
+// Routes returns the compiled routes in config order.
+func (rt *Runtime) Routes() []*Route { return rt.routes }
+
+// InFlight reports how many requests this Runtime is serving.
+func (rt *Runtime) InFlight() int64 { return rt.inflight.Load() }
+
+// Retire releases the Runtime's shared resources once its in-flight requests have finished.
+// It returns at once; call it after the Runtime was swapped out.
+func (rt *Runtime) Retire() {
+	rt.retire.Do(func() {
+		go func() {
+			// Releasing never breaks a request still in flight (a transport only loses idle
+			// connections), so the wait is bounded to keep a stuck stream from pinning pools.
+			deadline := time.Now().Add(10 * time.Minute)
+			for rt.inflight.Load() > 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			rt.releaseAll()
+		}()
+	})
+}
+
+// Close releases the Runtime's shared resources at once (for a Runtime that never served).
+func (rt *Runtime) Close() { rt.retire.Do(rt.releaseAll) }
+
+func (rt *Runtime) releaseAll() {
+	for i := len(rt.releases) - 1; i >= 0; i-- {
+		rt.releases[i]()
+	}
+	rt.releases = nil
+}
