@@ -313,13 +313,13 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info) {
 	} else {
 		out.Header["X-Forwarded-For"] = []string{peerStr}
 		out.Header["X-Forwarded-Host"] = []string{in.Host}
-		delete(out.Header, "Forwarded")
 	}
 	out.Header["X-Forwarded-Proto"] = []string{proto}
 
 	elem := "for=" + forwardedNode(peer) + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
-	if prev := out.Header.Get("Forwarded"); trusted && prev != "" {
-		elem = strings.Join(out.Header["Forwarded"], ", ") + ", " + elem
+	// ReverseProxy drops the inbound Forwarded header from Out; a trusted peer's chain is kept.
+	if prev := in.Header["Forwarded"]; trusted && len(prev) > 0 {
+		elem = strings.Join(prev, ", ") + ", " + elem
 	}
 	out.Header["Forwarded"] = []string{elem}
 }
