@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the gatehouse binary: run as a subprocess with GATEHOUSE_MAIN=1 it
+// executes the real main path (flags, signals, exit codes).
+func TestMain(m *testing.M) {
+	if os.Getenv("GATEHOUSE_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *lockedBuf
+	stderr *lockedBuf
+	done   chan struct{}
+	code   int
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_MAIN=1")
+	p := &proc{cmd: cmd, stdout: &lockedBuf{}, stderr: &lockedBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		p.code = cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(d):
+		t.Fatalf("process did not exit within %v\nstdout: %s\nstderr: %s", d, p.stdout, p.stderr)
+		return -1
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "gatehouse ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := run(nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "gatehouse run -c") {
+		t.Fatalf("no args: %d %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: %d %q", code, errOut.String())
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(`version: 1
+listeners: [{ name: public, address: ":8080" }]
+services: [{ name: s, targets: [{ url: "http://127.0.0.1:9" }] }]
+routes: [{ name: r, match: { path: /** }, service: s }]
+`), 0o600)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(`version: 1
+listeners: [{ name: public, address: ":8080" }]
+services:
+  - name: s
+    targets: [{ url: "http://127.0.0.1:9" }]
+    timeouts: { connect: 5 seconds }
+routes: [{ name: r, match: { path: /** }, service: s }]
+`), 0o600)
+	bad2 := filepath.Join(dir, "bad2.yaml")
+	os.WriteFile(bad2, []byte(`version: 1
+listeners: [{ name: public, address: ":8080" }]
+services:
+  - name: s
+    targets: [{ url: "http://127.0.0.1:9" }]
+routes:
+  - name: r
+    match: { path: "/users/{id}" }
+    service: nope
+  - name: r2
+    match: { path: "/users/{uid}" }
+    service: s
+`), 0o600)
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"validate", "-c", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (1 listeners, 1 services, 1 routes)") {
+		t.Fatalf("good: %d %q %q", code, out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"validate", "-c", bad}, &out, &errOut); code != 1 {
+		t.Fatalf("bad: exit %d", code)
+	}
+	if want := bad + ":6:26: services[0].timeouts.connect: invalid duration"; !strings.HasPrefix(errOut.String(), want) {
+		t.Fatalf("bad: got %q, want prefix %q", errOut.String(), want)
+	}
+	errOut.Reset()
+	if code := run([]string{"validate", "-c", bad2}, &out, &errOut); code != 1 {
+		t.Fatalf("bad2: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^` + regexp.QuoteMeta(bad2) + `:9:5: routes\[0\]\.service: unknown service "nope"$`),
+		regexp.MustCompile(`^` + regexp.QuoteMeta(bad2) + `:11:5: routes\[1\]\.match: matches exactly the same requests as routes\[0\]`),
+		regexp.MustCompile(`2 problem\(s\)$`),
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("bad2: got %d lines:\n%s", len(lines), errOut.String())
+	}
+	for i, re := range want {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %d %q does not match %s", i, lines[i], re)
+		}
+	}
+	errOut.Reset()
+	if code := run([]string{"validate", "-c", filepath.Join(dir, "missing.yaml")}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no such file") {
+		t.Fatalf("missing: %d %q", code, errOut.String())
+	}
+}
+
+func runConfig(addr, backend, tag string) string {
+	return fmt.Sprintf(`version: 1
+listeners: [{ name: public, address: "%s" }]
+server: { shutdown_timeout: 5s, access_log: { enabled: false } }
+services: [{ name: s, targets: [{ url: "http://%s" }] }]
+routes:
+  - name: r
+    match: { path: /** }
+    service: s
+    response_headers: { set: { X-Config: %s } }
+`, addr, backend, tag)
+}
+
+// TestRunReloadAndGracefulStop drives the real process: file-change reload, a rejected
+// config, SIGHUP reload, then SIGTERM with a request in flight.
+func TestRunReloadAndGracefulStop(t *testing.T) {
+	inflight := make(chan struct{}, 1)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			inflight <- struct{}{}
+			time.Sleep(700 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer be.Close()
+	backend := strings.TrimPrefix(be.URL, "http://")
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	os.WriteFile(cfgPath, []byte(runConfig(addr, backend, "one")), 0o600)
+
+	p := start(t, "run", "-c", cfgPath)
+	client := &http.Client{Timeout: 5 * time.Second}
+	header := func() string {
+		resp, err := client.Get("http://" + addr + "/x")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Config")
+	}
+	waitFor(t, "gateway to serve", 10*time.Second, func() bool { return header() == "one" })
+
+	// Editing the file reloads it.
+	os.WriteFile(cfgPath, []byte(runConfig(addr, backend, "two")), 0o600)
+	waitFor(t, "file-change reload", 5*time.Second, func() bool { return header() == "two" })
+
+	// A broken file is rejected and logged; the old config keeps serving.
+	os.WriteFile(cfgPath, []byte("version: 1\nlisteners: [\n"), 0o600)
+	waitFor(t, "rejection to be logged", 5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "config rejected") })
+	if h := header(); h != "two" {
+		t.Fatalf("after a broken config the gateway answers %q", h)
+	}
+
+	// SIGHUP reloads too (write the file with the watcher racing is fine: both reload it).
+	os.WriteFile(cfgPath, []byte(runConfig(addr, backend, "three")), 0o600)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "SIGHUP reload", 5*time.Second, func() bool { return header() == "three" })
+
+	// SIGTERM drains the in-flight request, then exits 0.
+	got := make(chan string, 1)
+	go func() {
+		resp, err := client.Get("http://" + addr + "/slow")
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	<-inflight
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if r := <-got; r != "200 ok" {
+		t.Fatalf("in-flight request during SIGTERM: %s", r)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), "draining in-flight requests") {
+		t.Errorf("shutdown not logged:\n%s", p.stderr)
+	}
+}
+
+// TestDemo runs `gatehouse demo` as a newcomer would and follows the printed curl commands.
+func TestDemo(t *testing.T) {
+	addr := freeAddr(t)
+	p := start(t, "demo", "-listen", addr)
+	waitFor(t, "demo banner", 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Press Ctrl-C") })
+	out := p.stdout.String()
+	for _, want := range []string{"http://" + addr + "/api/v1/users/1", "Accept-Version: v2", "round robin"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	get := func(path string, hdr ...string) map[string]any {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(bufio.NewReader(resp.Body)).Decode(&m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		m["_status"] = resp.StatusCode
+		return m
+	}
+	if m := get("/api/v1/users/1"); m["version"] != "v1" {
+		t.Errorf("v1: %v", m)
+	}
+	if m := get("/api/v2/users/1"); m["version"] != "v2" {
+		t.Errorf("v2: %v", m)
+	}
+	if m := get("/api/users/1", "Accept-Version", "v2"); m["version"] != "v2" {
+		t.Errorf("header v2: %v", m)
+	}
+	if m := get("/api/users/1"); m["version"] != "v1" {
+		t.Errorf("header default: %v", m)
+	}
+	seen := map[any]int{}
+	for i := 0; i < 4; i++ {
+		seen[get("/api/v1/users")["served_by"]]++
+	}
+	if seen["users-1"] != 2 || seen["users-2"] != 2 {
+		t.Errorf("round robin over the two users instances: %v", seen)
+	}
+	if m := get("/nope"); m["_status"] != 404 || m["error"] != "not_found" {
+		t.Errorf("404: %v", m)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("demo exit %d: %s", code, p.stderr)
+	}
+}
