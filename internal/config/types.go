@@ -4,6 +4,8 @@
 // reference in docs/config-reference.md is generated from them (go generate ./internal/config).
 package config
 
+//go:generate go run ./gendoc -o ../../docs/config-reference.md
+
 // Config is the whole gateway configuration.
 type Config struct {
 	// Version of the config schema. Must be 1.
@@ -62,6 +64,9 @@ type AccessLog struct {
 	Enabled *bool `yaml:"enabled"`
 	// Output is "stdout", "stderr" or a file path. Default: stdout.
 	Output string `yaml:"output"`
+	// Format is "json" (one object per line) or "common" (NCSA Common Log Format with the
+	// request ID appended). Default: json.
+	Format string `yaml:"format"`
 	// BufferSize is how many bytes of log lines are buffered before a write; the buffer is also
 	// flushed every second and on shutdown. "0" writes every line at once. Default: 64KiB.
 	BufferSize *ByteSize `yaml:"buffer_size"`
@@ -133,7 +138,7 @@ type Route struct {
 	StripPrefix string `yaml:"strip_prefix"`
 	// Rewrite replaces the forwarded path with a template filled from the matched path:
 	// "{name}" is a captured parameter and "{**}" what the trailing "/**" matched, e.g.
-	// "/v2/accounts/{id}". Applied instead of StripPrefix when both are set is an error.
+	// "/v2/accounts/{id}". Setting both Rewrite and StripPrefix is an error.
 	Rewrite string `yaml:"rewrite"`
 	// PreserveHost forwards the client's Host header instead of the target's host. Default: false.
 	PreserveHost bool `yaml:"preserve_host"`

@@ -35,6 +35,9 @@ func (c *Config) ApplyDefaults() {
 	if s.AccessLog.Output == "" {
 		s.AccessLog.Output = "stdout"
 	}
+	if s.AccessLog.Format == "" {
+		s.AccessLog.Format = "json"
+	}
 	if s.AccessLog.BufferSize == nil {
 		b := Size(64 << 10)
 		s.AccessLog.BufferSize = &b
@@ -132,6 +135,9 @@ func (s *Source) Validate() Errors {
 	default:
 		add("server.access_log.output", "%q must be stdout, stderr or a file path starting with / or .", o)
 	}
+	if f := c.Server.AccessLog.Format; f != "json" && f != "common" {
+		add("server.access_log.format", "unknown format %q (want json or common)", f)
+	}
 
 	svcNames := map[string]int{}
 	for i, svc := range c.Services {
@@ -224,31 +230,47 @@ func (s *Source) Validate() Errors {
 func (s *Source) RouterSpecs() ([]router.Spec, Errors) {
 	specs, errs := BuildSpecs(s.Config)
 	var out Errors
+	bad := map[int]bool{}
 	for _, e := range errs {
 		out = append(out, s.errorf(e.path, "%s", e.msg))
+		bad[e.index] = true
 	}
-	if len(out) > 0 {
-		return nil, out
+	// Routes whose match already failed are left out of the router check, so that the patterns
+	// and conflicts of all the others are still reported (validation reports every problem).
+	var clean []router.Spec
+	var index []int // clean[k] is routes[index[k]]
+	for i := range specs {
+		if !bad[i] {
+			clean = append(clean, specs[i])
+			index = append(index, i)
+		}
 	}
-	if _, err := router.Compile(specs); err != nil {
+	if _, err := router.Compile(clean); err != nil {
 		for _, e := range unwrapAll(err) {
 			var se *router.SpecError
 			var ce *router.ConflictError
 			switch {
 			case errors.As(e, &se):
-				out = append(out, s.errorf(fmt.Sprintf("routes[%d].match.%s", se.Index, se.Field), "%s", se.Msg))
+				out = append(out, s.errorf(fmt.Sprintf("routes[%d].match.%s", index[se.Index], se.Field), "%s", se.Msg))
 			case errors.As(e, &ce):
-				out = append(out, s.errorf(fmt.Sprintf("routes[%d].match", ce.Index),
-					"matches exactly the same requests as routes[%d] (%q); make one more specific", ce.Other, s.Config.Routes[ce.Other].Name))
+				i, other := index[ce.Index], index[ce.Other]
+				out = append(out, s.errorf(fmt.Sprintf("routes[%d].match", i),
+					"matches exactly the same requests as routes[%d] (%q); make one more specific", other, s.Config.Routes[other].Name))
 			default:
 				out = append(out, s.errorf("routes", "%v", e))
 			}
 		}
 	}
-	return specs, out
+	if len(out) > 0 {
+		return nil, out
+	}
+	return specs, nil
 }
 
-type specErr struct{ path, msg string }
+type specErr struct {
+	index     int // of the route
+	path, msg string
+}
 
 // BuildSpecs converts routes into router specs; regexes are compiled here.
 func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
@@ -257,13 +279,13 @@ func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d].match", i)
 		if r.Match.Path == "" {
-			errs = append(errs, specErr{p + ".path", "is required (e.g. /users/{id} or /api/**)"})
+			errs = append(errs, specErr{i, p + ".path", "is required (e.g. /users/{id} or /api/**)"})
 		}
 		methods := make([]string, len(r.Match.Methods))
 		for j, m := range r.Match.Methods {
 			methods[j] = strings.ToUpper(m)
 			if !validToken(m) {
-				errs = append(errs, specErr{fmt.Sprintf("%s.methods[%d]", p, j), fmt.Sprintf("%q is not a valid HTTP method", m)})
+				errs = append(errs, specErr{i, fmt.Sprintf("%s.methods[%d]", p, j), fmt.Sprintf("%q is not a valid HTTP method", m)})
 			}
 		}
 		spec := router.Spec{Name: r.Name, Hosts: r.Match.Hosts, Path: r.Match.Path, Methods: methods}
@@ -284,7 +306,7 @@ func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
 				name := k
 				if kind.hdr {
 					if !validToken(k) {
-						errs = append(errs, specErr{fp, fmt.Sprintf("%q is not a valid header name", k)})
+						errs = append(errs, specErr{i, fp, fmt.Sprintf("%q is not a valid header name", k)})
 						continue
 					}
 					name = textproto.CanonicalMIMEHeaderKey(k)
@@ -296,7 +318,7 @@ func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
 				case v.Regex != "":
 					re, err := regexp.Compile(v.Regex)
 					if err != nil {
-						errs = append(errs, specErr{fp + ".regex", fmt.Sprintf("invalid regular expression: %v", err)})
+						errs = append(errs, specErr{i, fp + ".regex", fmt.Sprintf("invalid regular expression: %v", err)})
 						continue
 					}
 					cond.Kind, cond.Value, cond.Regex = router.MatchRegex, v.Regex, re

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 type infoKey struct{}
@@ -32,6 +33,8 @@ type Info struct {
 	Target string
 	// Match holds the route lookup result: path parameters and what "/**" matched.
 	Match router.Match
+	// UpstreamTarget is the target of the current attempt.
+	UpstreamTarget *upstream.Target
 	// UpstreamStart is when the last upstream attempt started.
 	UpstreamStart time.Time
 	// UpstreamDuration is the time from sending the upstream request to its response headers.

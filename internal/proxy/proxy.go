@@ -119,10 +119,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
 		return
 	}
-	if info != nil {
-		info.Target = t.URL.Host
-		info.UpstreamStart = time.Now()
+	if info == nil {
+		// Requests always come through the runtime edge, which sets Info; be safe anyway.
+		info = &httpx.Info{}
+		r = r.WithContext(httpx.WithInfo(r.Context(), info))
 	}
+	info.Target = t.URL.Host
+	info.UpstreamTarget = t
+	info.UpstreamStart = time.Now()
 	t.Acquire()
 	defer t.Release()
 
@@ -131,11 +135,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), targetKey{}, t))
 	h.rp.ServeHTTP(w, r)
 }
-
-type targetKey struct{}
 
 func (h *Handler) hashKey(r *http.Request, info *httpx.Info) string {
 	switch h.o.HashKind {
@@ -173,8 +174,8 @@ func headerHasToken(values []string, token string) bool {
 // the chosen target and sets the forwarding headers.
 func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
-	t, _ := in.Context().Value(targetKey{}).(*upstream.Target)
 	info := httpx.InfoFrom(in.Context())
+	t := info.UpstreamTarget
 
 	escaped := in.URL.EscapedPath()
 	if info != nil && info.Path != "" {

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
@@ -33,7 +34,7 @@ type Deps struct {
 	// Logger receives operational and security logs. Default: slog.Default().
 	Logger *slog.Logger
 	// AccessLog, when non-nil, receives one record per request.
-	AccessLog *slog.Logger
+	AccessLog *telemetry.AccessLogger
 }
 
 // Route is one compiled route.
@@ -55,7 +56,7 @@ type Runtime struct {
 	trusted  *httpx.Trusted
 	maxHdr   int
 	logger   *slog.Logger
-	access   *slog.Logger
+	access   *telemetry.AccessLogger
 	inflight atomic.Int64
 	releases []func()
 	retire   sync.Once

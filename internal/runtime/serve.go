@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"bufio"
-	"context"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // exchange is everything the edge keeps for one request, allocated once.
@@ -36,7 +35,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.serve(&ex.sw, r, info)
 
 	if rt.access != nil {
-		rt.logAccess(r, info, &ex.sw, time.Since(start))
+		rt.logAccess(r, info, &ex.sw, start, time.Since(start))
 	}
 }
 
@@ -119,7 +118,7 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *statusWriter, d time.Duration) {
+func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *statusWriter, start time.Time, d time.Duration) {
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -128,22 +127,13 @@ func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *statusWriter
 	if path == "" {
 		path = "-"
 	}
-	attrs := [...]slog.Attr{
-		slog.String("request_id", info.RequestID),
-		slog.String("client_ip", info.ClientIP.String()),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", path),
-		slog.String("route", info.Route),
-		slog.String("service", info.Service),
-		slog.String("target", info.Target),
-		slog.Int("status", status),
-		slog.Int64("bytes", sw.bytes),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.Float64("upstream_ms", float64(info.UpstreamDuration.Microseconds())/1000),
-		slog.String("error", info.ErrorCode),
+	rec := telemetry.AccessRecord{
+		Time: start, RequestID: info.RequestID, ClientIP: info.ClientIP.String(), Method: r.Method,
+		Host: r.Host, Path: path, Proto: r.Proto, Route: info.Route, Service: info.Service,
+		Target: info.Target, Status: status, Bytes: sw.bytes, Duration: d,
+		Upstream: info.UpstreamDuration, ErrorCode: info.ErrorCode,
 	}
-	rt.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	rt.access.Log(&rec)
 }
 
 // statusWriter records the status and body size; Unwrap lets http.ResponseController reach

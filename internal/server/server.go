@@ -47,7 +47,7 @@ type Server struct {
 	listeners []*listener
 	accessW   *telemetry.BufferedWriter
 	accessF   *os.File
-	access    *slog.Logger
+	access    *telemetry.AccessLogger
 	reloads   []ReloadEvent
 }
 
@@ -115,7 +115,7 @@ func (s *Server) openAccessLog(cfg *config.Config) error {
 		size = int(al.BufferSize.Bytes)
 	}
 	s.accessW = telemetry.NewBufferedWriter(w, size, time.Second)
-	s.access = slog.New(slog.NewJSONHandler(s.accessW, nil))
+	s.access = telemetry.NewAccessLogger(s.accessW, al.Format)
 	return nil
 }
 
