@@ -45,6 +45,7 @@ type Route struct {
 	MaxBodyBytes int64
 	// Handler is the route's whole chain, ending in the proxy.
 	Handler http.Handler
+	summary string
 }
 
 // Runtime is a compiled, immutable config. It is safe for concurrent use.
@@ -180,7 +181,23 @@ func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*ups
 	if rc.MaxBodyBytes.Set() {
 		maxBody = rc.MaxBodyBytes.Bytes
 	}
-	return &Route{Name: rc.Name, Service: svc.Name, MaxBodyBytes: maxBody, Handler: ph}, nil
+	var sum strings.Builder
+	fmt.Fprintf(&sum, "service %s (%s over", svc.Name, svc.Balancer)
+	for _, t := range ts {
+		fmt.Fprintf(&sum, " %s*%d", t.URL, t.Weight)
+	}
+	sum.WriteString(")")
+	if rc.StripPrefix != "" {
+		fmt.Fprintf(&sum, " strip_prefix=%s", rc.StripPrefix)
+	}
+	if rc.Rewrite != "" {
+		fmt.Fprintf(&sum, " rewrite=%s", rc.Rewrite)
+	}
+	if rc.PreserveHost {
+		sum.WriteString(" preserve_host")
+	}
+	fmt.Fprintf(&sum, " timeouts=%v/%v/%v max_body=%d", to.Connect.Duration, to.ResponseHeader.Duration, to.Request.Duration, maxBody)
+	return &Route{Name: rc.Name, Service: svc.Name, MaxBodyBytes: maxBody, Handler: ph, summary: sum.String()}, nil
 }
 
 func headerOps(h config.HeaderOps) proxy.HeaderOps {
@@ -232,8 +249,17 @@ func buildTargets(svc *config.Service) ([]*upstream.Target, error) {
 	return out, nil
 }
 
-// Describe returns the compiled route table as text (see router.Table.Describe).
-func (rt *Runtime) Describe() string { return rt.table.Describe() }
+// Describe returns the compiled route table in precedence order (see router.Table.Describe)
+// followed by what each route does: its service, path rewrite, timeouts and body limit.
+func (rt *Runtime) Describe() string {
+	var b strings.Builder
+	b.WriteString(rt.table.Describe())
+	b.WriteString("routes:\n")
+	for _, r := range rt.routes {
+		fmt.Fprintf(&b, "  %s => %s\n", r.Name, r.summary)
+	}
+	return b.String()
+}
 
 // Routes returns the compiled routes in config order.
 func (rt *Runtime) Routes() []*Route { return rt.routes }
