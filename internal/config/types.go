@@ -18,6 +18,14 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	// Routes map requests to services. Precedence does not depend on their order except for exact ties.
 	Routes []Route `yaml:"routes"`
+	// Auth defines who may call: JWT issuers, API-key consumers and forward-auth services.
+	// Routes opt in with plugins.
+	Auth Auth `yaml:"auth"`
+	// Store selects where shared state (rate-limit counters) lives: memory (default) or Redis.
+	Store Store `yaml:"store"`
+	// RateLimits apply to every route (the global default limits), stacked with the service's
+	// and the route's own.
+	RateLimits []RateLimit `yaml:"rate_limits"`
 }
 
 // Listener is one address the gateway serves HTTP on.
@@ -90,6 +98,14 @@ type Service struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Pool configures the keep-alive connection pool to each target.
 	Pool Pool `yaml:"pool"`
+	// RateLimits apply to every route of this service, stacked with global and route limits.
+	RateLimits []RateLimit `yaml:"rate_limits"`
+	// CircuitBreaker stops calls to a failing service for a while.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// HealthCheck configures active and passive health checking of the targets.
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// Retries configures retrying failed attempts on another target.
+	Retries *Retries `yaml:"retries"`
 }
 
 // Target is one upstream endpoint.
@@ -150,6 +166,8 @@ type Route struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// Plugins are the route's policies (authentication, authorization, rate limits, ...).
+	Plugins Plugins `yaml:"plugins"`
 }
 
 // Match is the set of conditions a request must meet; all given conditions must hold.

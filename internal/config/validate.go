@@ -67,6 +67,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		defDur(&svc.Pool.IdleTimeout, 90*time.Second)
 	}
+	c.defaultAuth()
+	c.defaultRateLimits()
+	c.defaultResilience()
 }
 
 func defDur(d *Duration, v time.Duration) {
@@ -221,6 +224,9 @@ func (s *Source) Validate() Errors {
 	}
 	_, rerrs := s.RouterSpecs()
 	errs = append(errs, rerrs...)
+	for _, v := range []func(add func(path, format string, args ...any)){s.validateAuth, s.validateRateLimits, s.validateResilience} {
+		v(add)
+	}
 	sortErrors(errs)
 	return errs
 }

@@ -41,6 +41,27 @@ type Info struct {
 	UpstreamDuration time.Duration
 	// ErrorCode is the stable error code returned to the client, if any.
 	ErrorCode string
+	// Identity is who the request was authenticated as (nil: anonymous).
+	Identity *Identity
+}
+
+// Identity is an authenticated caller, set by the authentication middleware and read by
+// authorization, rate limiting, caching and aggregation.
+type Identity struct {
+	// Method is how the caller authenticated: "jwt", "api_key" or "forward_auth".
+	Method string
+	// Subject is the user: the JWT "sub" claim, or the user ID returned by forward auth.
+	Subject string
+	// Consumer is the configured consumer (API key owner), if any.
+	Consumer string
+	// Tier is the consumer's tier or group (selects per-tier rate limits).
+	Tier string
+	// Issuer names the JWT issuer config that verified the token.
+	Issuer string
+	// Permissions are the caller's granted permissions (from the configured claim).
+	Permissions []string
+	// Claims are the verified token claims (JWT) or the consumer metadata (API key).
+	Claims map[string]any
 }
 
 // WithInfo returns a context carrying info.

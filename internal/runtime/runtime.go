@@ -197,7 +197,11 @@ func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*ups
 		sum.WriteString(" preserve_host")
 	}
 	fmt.Fprintf(&sum, " timeouts=%v/%v/%v max_body=%d", to.Connect.Duration, to.ResponseHeader.Duration, to.Request.Duration, maxBody)
-	return &Route{Name: rc.Name, Service: svc.Name, MaxBodyBytes: maxBody, Handler: ph, summary: sum.String()}, nil
+	handler, err := rt.buildChain(rc, svc, ph, deps)
+	if err != nil {
+		return nil, err
+	}
+	return &Route{Name: rc.Name, Service: svc.Name, MaxBodyBytes: maxBody, Handler: handler, summary: sum.String()}, nil
 }
 
 func headerOps(h config.HeaderOps) proxy.HeaderOps {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -104,6 +105,9 @@ type Registry struct {
 	// Targets are a service's target sets (with their in-flight and health state), keyed by the
 	// service's name and target list.
 	Targets *Shared[string, []*Target]
+	// Resources are other long-lived values of middleware (JWKS caches, Redis clients, limiter
+	// stores), keyed by the owning package and their normalized config.
+	Resources *Shared[string, io.Closer]
 }
 
 // NewRegistry returns an empty Registry.
@@ -111,5 +115,6 @@ func NewRegistry() *Registry {
 	return &Registry{
 		Transports: NewShared[TransportSettings](func(t *http.Transport) { t.CloseIdleConnections() }),
 		Targets:    NewShared[string, []*Target](nil),
+		Resources:  NewShared[string, io.Closer](func(c io.Closer) { _ = c.Close() }),
 	}
 }

@@ -1,0 +1,16 @@
+package config
+
+// Plugins are a route's policies. Each runs once per request, before proxying, in this order:
+// authentication (jwt, api_key, forward_auth), authorization, rate limits.
+type Plugins struct {
+	// JWT requires a valid JSON Web Token from one of the configured issuers.
+	JWT *JWTPlugin `yaml:"jwt"`
+	// APIKey requires a valid API key of a configured consumer.
+	APIKey *APIKeyPlugin `yaml:"api_key"`
+	// ForwardAuth asks an external service whether to allow the request.
+	ForwardAuth *ForwardAuthPlugin `yaml:"forward_auth"`
+	// RateLimit lists this route's own limits, stacked with the service's and the global ones.
+	RateLimit []RateLimit `yaml:"rate_limit"`
+	// ConcurrencyLimit caps in-flight requests on this route.
+	ConcurrencyLimit *ConcurrencyLimit `yaml:"concurrency_limit"`
+}

@@ -1,0 +1,41 @@
+package runtime
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/middleware"
+	"github.com/gatehouse/gatehouse/internal/middleware/auth"
+	"github.com/gatehouse/gatehouse/internal/middleware/ratelimit"
+)
+
+// buildChain wraps a route's final handler with its middleware, in the order documented in
+// package middleware. It runs once per route at compile time.
+func (rt *Runtime) buildChain(rc *config.Route, svc *config.Service, final http.Handler, deps Deps) (http.Handler, error) {
+	md := middleware.Deps{Logger: rt.logger, Acquire: func(key string, build func() (io.Closer, error)) (io.Closer, error) {
+		v, release, err := deps.Registry.Resources.Acquire(key, build)
+		if err != nil {
+			return nil, err
+		}
+		rt.releases = append(rt.releases, release)
+		return v, nil
+	}}
+	steps := []struct {
+		name  string
+		build func() (middleware.Middleware, error)
+	}{
+		{"auth", func() (middleware.Middleware, error) { return auth.New(rt.Config, rc, md) }},
+		{"rate_limit", func() (middleware.Middleware, error) { return ratelimit.New(rt.Config, rc, svc, md) }},
+	}
+	ms := make([]middleware.Middleware, 0, len(steps))
+	for _, s := range steps {
+		m, err := s.build()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		ms = append(ms, m)
+	}
+	return middleware.Chain(final, ms...), nil
+}
