@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,19 +95,114 @@ func Decode(file string, data []byte, lookupEnv func(string) (string, bool)) (*S
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	f, err := parser.ParseBytes(data, 0)
+	var f *ast.File
+	err := guard(func() (err error) { f, err = parser.ParseBytes(data, 0); return err })
 	if err != nil {
-		return nil, Errors{tokenError(file, nil, err)}
+		// A duplicate key fails the parse; index a lenient parse so the error still names its field.
+		var pos *positions
+		var lf *ast.File
+		if guard(func() (err error) { lf, err = parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey()); return err }) == nil {
+			pos = indexPositions(lf)
+		}
+		return nil, Errors{tokenError(file, pos, err)}
 	}
 	pos := indexPositions(f)
 	var cfg Config
-	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
-		return nil, Errors{tokenError(file, pos, err)}
+	if err := guard(func() error { return yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()) }); err != nil {
+		fe := tokenError(file, pos, err)
+		if len(f.Docs) > 0 {
+			if key := firstUnknownField(f.Docs[0].Body, reflect.TypeOf(cfg)); key != nil {
+				if at := key.GetToken().Position; at != nil && (fe.Line == 0 || at.Line < fe.Line || at.Line == fe.Line && at.Column < fe.Col) {
+					fe = &FieldError{File: file, Line: at.Line, Col: at.Column, Path: pos.pathAt(at.Line, at.Column),
+						Msg: fmt.Sprintf("unknown field %q", keyName(key))}
+				}
+			}
+		}
+		return nil, Errors{fe}
 	}
 	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
 		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "config is empty (expected one YAML document with version: 1)"}}
 	}
 	return &Source{File: file, Config: &cfg, pos: pos}, nil
+}
+
+// guard runs a call into the YAML library, which can panic on hostile input (nil dereferences
+// in its decoder); a config must then be rejected with an error, not crash the gateway.
+func guard(call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed YAML: the decoder failed (%v)", r)
+		}
+	}()
+	return call()
+}
+
+var nodeUnmarshaler = reflect.TypeFor[yaml.NodeUnmarshaler]()
+
+// firstUnknownField returns, in file order, the first mapping key in n that names no field of
+// the type t decodes into. The decoder rejects unknown fields too, but only after decoding the
+// rest of their struct and picking among several in map order, so its report is neither the
+// first in the file nor the same from one run to the next.
+func firstUnknownField(n ast.Node, t reflect.Type) ast.MapKeyNode {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(nodeUnmarshaler) {
+		return nil
+	}
+	var pairs []*ast.MappingValueNode
+	switch v := n.(type) {
+	case *ast.TagNode:
+		return firstUnknownField(v.Value, t)
+	case *ast.AnchorNode:
+		return firstUnknownField(v.Value, t)
+	case *ast.SequenceNode:
+		if t.Kind() != reflect.Slice {
+			return nil
+		}
+		for _, item := range v.Values {
+			if k := firstUnknownField(item, t.Elem()); k != nil {
+				return k
+			}
+		}
+		return nil
+	case *ast.MappingNode:
+		pairs = v.Values
+	case *ast.MappingValueNode:
+		pairs = []*ast.MappingValueNode{v}
+	default:
+		return nil
+	}
+	for _, kv := range pairs {
+		if kv.Key == nil {
+			continue
+		}
+		if _, merge := kv.Key.(*ast.MergeKeyNode); merge {
+			continue
+		}
+		var ft reflect.Type
+		switch t.Kind() {
+		case reflect.Map:
+			ft = t.Elem()
+		case reflect.Struct:
+			name := keyName(kv.Key)
+			for i := range t.NumField() {
+				if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == name && tag != "" && tag != "-" {
+					ft = t.Field(i).Type
+					break
+				}
+			}
+			if ft == nil {
+				return kv.Key
+			}
+		default:
+			return nil
+		}
+		if k := firstUnknownField(kv.Value, ft); k != nil {
+			return k
+		}
+	}
+	return nil
 }
 
 // tokenError converts a decoder error into a FieldError with its position and field path.
@@ -260,7 +356,7 @@ func (p *positions) walk(path string, n ast.Node) {
 		p.record(path, v.GetToken(), false)
 		for i, item := range v.Values {
 			child := path + "[" + strconv.Itoa(i) + "]"
-			p.record(child, item.GetToken(), true)
+			p.record(child, startToken(item), true)
 			p.walk(child, item)
 		}
 	case *ast.TagNode:
@@ -274,8 +370,28 @@ func (p *positions) walk(path string, n ast.Node) {
 	}
 }
 
+// startToken is the first token of n as the user sees it: a block mapping's own token is the
+// colon of its first pair, but an error about a list item should point at that pair's key.
+func startToken(n ast.Node) *token.Token {
+	if m, ok := n.(*ast.MappingNode); ok && !m.IsFlowStyle && len(m.Values) > 0 && m.Values[0].Key != nil {
+		return m.Values[0].Key.GetToken()
+	}
+	if kv, ok := n.(*ast.MappingValueNode); ok && kv.Key != nil {
+		return kv.Key.GetToken()
+	}
+	return n.GetToken()
+}
+
+// keyName is a mapping key as the decoder sees it: a quoted key ("X A": v) without its quotes.
+func keyName(k ast.MapKeyNode) string {
+	if s, ok := scalarText(k); ok {
+		return s
+	}
+	return k.String()
+}
+
 func (p *positions) walkPair(path string, kv *ast.MappingValueNode) {
-	key := kv.Key.String()
+	key := keyName(kv.Key)
 	child := key
 	if path != "" {
 		child = path + "." + key

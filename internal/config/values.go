@@ -157,7 +157,7 @@ func (m *ValueMatch) UnmarshalYAML(n ast.Node) error {
 	}
 	*m = ValueMatch{}
 	for _, kv := range mn.Values {
-		key := kv.Key.String()
+		key := keyName(kv.Key)
 		switch key {
 		case "exact":
 			s, ok := scalarText(kv.Value)
