@@ -1,0 +1,599 @@
+#!/usr/bin/env bash
+# bench/run.sh — compare Gatehouse with nginx and a bare Go httputil.ReverseProxy on loopback.
+#
+# One nginx backend answers every request with a tiny body. Three proxies sit in front of it
+# (nginx, baseline, gatehouse). In interleaved rounds wrk drives each proxy in turn; for every run
+# the script records req/s, p99 latency, the proxy's own CPU time per request, and the backend's CPU
+# time per request in the same run. See bench/README.md for what the figures mean.
+#
+# Usage: bench/run.sh [--quick]
+# Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
+#              PROXIES ("nginx baseline gatehouse") KEEP_TMP (0) RESULTS_DIR (bench/results)
+#              BASELINE_ARGS (extra flags for bench/baseline, e.g. "-buffer-pool" for pooled copy buffers)
+#              GATEHOUSE_BIN (use this gatehouse binary instead of building ./cmd/gatehouse)
+set -euo pipefail
+
+usage() {
+	sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+quick=0
+for arg in "$@"; do
+	case "$arg" in
+	--quick) quick=1 ;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*)
+		echo "run.sh: unknown argument: $arg (try --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
+if ((quick)); then
+	DURATION=${DURATION:-3s}
+	ROUNDS=${ROUNDS:-1}
+	WARMUP=${WARMUP:-1s}
+fi
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-5}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2s}
+PAUSE=${PAUSE:-1}
+PROXIES=${PROXIES:-nginx baseline gatehouse}
+KEEP_TMP=${KEEP_TMP:-0}
+read -r -a baseline_args <<<"${BASELINE_ARGS:-}"
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$bench_dir")
+RESULTS_DIR=${RESULTS_DIR:-$bench_dir/results}
+
+die() {
+	echo "run.sh: $*" >&2
+	exit 1
+}
+log() {
+	printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+# seconds converts a wrk duration ("10s", "2m", "1h", "30") to whole seconds.
+seconds() {
+	local d=$1
+	case "$d" in
+	*s) echo "${d%s}" ;;
+	*m) echo $((${d%m} * 60)) ;;
+	*h) echo $((${d%h} * 3600)) ;;
+	*) echo "$d" ;;
+	esac
+}
+
+# --- preflight -------------------------------------------------------------------------------
+
+missing=()
+for tool in nginx wrk curl go getconf ps; do
+	command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+	echo "run.sh: missing tools: ${missing[*]}" >&2
+	echo "  install with: apt-get install -y nginx wrk nghttp2-client curl procps (Go: https://go.dev/dl/)" >&2
+	if [[ -f /tmp/apt.log ]] && ! grep -q '^done' /tmp/apt.log; then
+		echo "  note: /tmp/apt.log shows an apt install that may still be running; wait and retry" >&2
+	fi
+	exit 1
+fi
+for v in ROUNDS CONNS THREADS PAUSE; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
+done
+[[ $DURATION =~ ^[0-9]+[smh]?$ ]] || die "DURATION must look like 10s, 2m or 30, got '$DURATION'"
+[[ $WARMUP =~ ^[0-9]+[smh]?$ ]] || die "WARMUP must look like 2s, got '$WARMUP'"
+((ROUNDS >= 1)) || die "ROUNDS must be at least 1"
+((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
+for p in $PROXIES; do
+	case "$p" in nginx | baseline | gatehouse) ;; *) die "unknown proxy in PROXIES: $p" ;; esac
+done
+
+clk_tck=$(getconf CLK_TCK)
+dur_s=$(seconds "$DURATION")
+warm_s=$(seconds "$WARMUP")
+read -r -a proxies <<<"$PROXIES"
+
+# --- process bookkeeping and cleanup -----------------------------------------------------------
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+started_pids=() # every long-lived process this script started (nginx masters, Go proxies)
+extra_pids=()   # nginx workers, killed only if their master did not take them down
+wrk_pid=""
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [[ -n $wrk_pid ]] && kill -0 "$wrk_pid" 2>/dev/null; then
+		kill -TERM "$wrk_pid" 2>/dev/null || true
+	fi
+	local pid alive i
+	for pid in "${started_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for ((i = 0; i < 50; i++)); do
+		alive=0
+		for pid in "${started_pids[@]}" "${extra_pids[@]}"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		((alive)) || break
+		sleep 0.1
+	done
+	for pid in "${started_pids[@]}" "${extra_pids[@]}" ${wrk_pid:+"$wrk_pid"}; do
+		if kill -0 "$pid" 2>/dev/null; then
+			log "pid $pid did not exit on SIGTERM; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+	wait 2>/dev/null || true
+	if ((rc != 0 || KEEP_TMP)); then
+		log "logs and configs kept in $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers ---------------------------------------------------------------------------------
+
+used_ports=()
+
+port_in_use() {
+	local p=$1 u
+	for u in "${used_ports[@]}"; do
+		[[ $u == "$p" ]] && return 0
+	done
+	if command -v ss >/dev/null 2>&1; then
+		[[ -n $(ss -Htan "sport = :$p" 2>/dev/null) ]] && return 0
+	fi
+	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
+}
+
+# free_port sets got_port to an unused loopback port below the kernel's ephemeral range, so wrk's
+# and the proxies' outgoing connections cannot have taken it. (Helpers that start or record
+# processes set globals instead of printing: a $(...) subshell would lose the bookkeeping.)
+free_port() {
+	local p i
+	for ((i = 0; i < 500; i++)); do
+		p=$((20000 + RANDOM % 10000))
+		if ! port_in_use "$p"; then
+			used_ports+=("$p")
+			got_port=$p
+			return 0
+		fi
+	done
+	die "no free port found in 20000-29999"
+}
+
+# children prints the PIDs whose parent is $1 (an nginx master's workers).
+children() {
+	ps -o pid= --ppid "$1" | tr -d ' '
+}
+
+# cpu_ticks prints utime+stime (fields 14 and 15 of /proc/PID/stat, in clock ticks) summed over
+# the given PIDs. The command name (field 2) may contain spaces, so fields are counted after ')'.
+cpu_ticks() {
+	local total=0 pid stat rest
+	local -a f
+	for pid in "$@"; do
+		stat=$(<"/proc/$pid/stat") || die "pid $pid vanished while measuring"
+		rest=${stat##*) }
+		read -r -a f <<<"$rest"
+		total=$((total + f[11] + f[12]))
+	done
+	echo "$total"
+}
+
+# sys_cpu prints the aggregate "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal.
+sys_cpu() {
+	local rest
+	read -r _ rest </proc/stat
+	echo "$rest"
+}
+
+# wait_http waits up to 15s for URL to answer 200 while PID stays alive.
+wait_http() {
+	local url=$1 pid=$2 name=$3 i
+	for ((i = 0; i < 150; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$name exited during startup"
+			return 1
+		fi
+		if curl -fsS -o /dev/null -m 1 "$url" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	log "$name did not answer $url within 15s"
+	return 1
+}
+
+# nginx_conf writes an nginx.conf into DIR whose http block contains BODY.
+nginx_conf() {
+	local dir=$1 body=$2
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    default_type text/plain;
+    # Go servers never close a keep-alive connection after N requests; neither should nginx here.
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+$body
+}
+EOF
+}
+
+# start_nginx NAME DIR starts nginx in the foreground (daemon off) and sets got_pid to the master.
+start_nginx() {
+	local name=$1 dir=$2
+	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stderr.log" 2>&1 ||
+		die "$name: nginx -t failed: $(cat "$dir/stderr.log")"
+	nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >>"$dir/stderr.log" 2>&1 &
+	got_pid=$!
+	started_pids+=("$got_pid")
+}
+
+# nginx_workers waits for MASTER's workers to appear, records them for cleanup and sets
+# got_workers to them.
+nginx_workers() {
+	local master=$1 i
+	for ((i = 0; i < 50; i++)); do
+		mapfile -t got_workers < <(children "$master")
+		if ((${#got_workers[@]})); then
+			extra_pids+=("${got_workers[@]}")
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "nginx master $master has no worker processes"
+}
+
+# --- build ---------------------------------------------------------------------------------
+
+declare -A proxy_port=() proxy_pid=() failed=()
+got_port="" got_pid="" got_workers=()
+
+log "temp dir: $tmp"
+log "building baseline and gatehouse (go build)"
+# build NAME PKG builds PKG into $tmp/NAME, retrying once: a build cache shared with concurrent
+# builds has been seen to fail transiently ("could not import reflect (open : no such file...)").
+build() {
+	local name=$1 pkg=$2 try
+	for try in 1 2; do
+		if (cd "$repo_dir" && go build -trimpath -o "$tmp/$name" "$pkg") >"$tmp/build-$name.log" 2>&1; then
+			return 0
+		fi
+		((try == 1)) && log "building $name failed; retrying once: $(tr '\n' ' ' <"$tmp/build-$name.log")" && sleep 2
+	done
+	failed[$name]="build failed: $(tr '\n' ' ' <"$tmp/build-$name.log")"
+}
+build baseline ./bench/baseline
+if [[ -n ${GATEHOUSE_BIN:-} ]]; then
+	[[ -x $GATEHOUSE_BIN ]] || die "GATEHOUSE_BIN=$GATEHOUSE_BIN is not an executable file"
+	cp "$GATEHOUSE_BIN" "$tmp/gatehouse"
+	log "gatehouse: using prebuilt $GATEHOUSE_BIN"
+else
+	build gatehouse ./cmd/gatehouse
+fi
+
+# --- backend -------------------------------------------------------------------------------
+
+free_port
+backend_port=$got_port
+nginx_conf "$tmp/backend" "    server {
+        listen 127.0.0.1:$backend_port;
+        location / {
+            return 200 \"ok\\n\";
+        }
+    }"
+start_nginx backend "$tmp/backend"
+backend_pid=$got_pid
+wait_http "http://127.0.0.1:$backend_port/" "$backend_pid" backend ||
+	die "backend nginx did not start: $(cat "$tmp/backend/error.log" "$tmp/backend/stderr.log" 2>/dev/null)"
+nginx_workers "$backend_pid"
+backend_url="http://127.0.0.1:$backend_port"
+log "backend nginx on $backend_url (master $backend_pid, worker(s) ${got_workers[*]})"
+
+# --- proxies -------------------------------------------------------------------------------
+
+start_proxy() {
+	local name=$1 p
+	free_port
+	p=$got_port
+	proxy_port[$name]=$p
+	case "$name" in
+	nginx)
+		nginx_conf "$tmp/nginx" "    upstream backend {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 120s;
+    }
+    server {
+        listen 127.0.0.1:$p;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+		start_nginx nginx "$tmp/nginx"
+		proxy_pid[$name]=$got_pid
+		;;
+	baseline)
+		"$tmp/baseline" -listen "127.0.0.1:$p" -backend "$backend_url" "${baseline_args[@]}" >"$tmp/baseline.log" 2>&1 &
+		proxy_pid[$name]=$!
+		started_pids+=("${proxy_pid[$name]}")
+		;;
+	gatehouse)
+		mkdir -p "$tmp/gatehouse.d"
+		cat >"$tmp/gatehouse.d/gatehouse.yaml" <<EOF
+version: 1
+listeners:
+  - { name: public, address: "127.0.0.1:$p" }
+server:
+  access_log: { output: $tmp/gatehouse.d/access.log }
+services:
+  - name: backend
+    targets: [{ url: "$backend_url" }]
+    pool: { max_idle_per_target: 256 }
+routes:
+  - name: all
+    match: { path: "/**" }
+    service: backend
+EOF
+		"$tmp/gatehouse" run -c "$tmp/gatehouse.d/gatehouse.yaml" >"$tmp/gatehouse.d/stdout.log" 2>"$tmp/gatehouse.d/stderr.log" &
+		proxy_pid[$name]=$!
+		started_pids+=("${proxy_pid[$name]}")
+		;;
+	esac
+}
+
+# proxy_log prints the tail of a proxy's own logs, for failure reports.
+proxy_log() {
+	case "$1" in
+	nginx) tail -n 5 "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null ;;
+	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
+	gatehouse) tail -n 5 "$tmp/gatehouse.d/stderr.log" "$tmp/gatehouse.d/stdout.log" 2>/dev/null ;;
+	esac
+}
+
+# verify checks that a proxy forwards a request to the backend and returns its body unchanged.
+verify() {
+	local name=$1 url body code
+	url="http://127.0.0.1:${proxy_port[$name]}/bench/verify?x=1"
+	if ! wait_http "$url" "${proxy_pid[$name]}" "$name"; then
+		code=$(curl -s -o "$tmp/$name.verify" -w '%{http_code}' -m 2 "$url" 2>/dev/null || true)
+		failed[$name]="no 200 from $url (last status ${code:-none}, body: $(head -c 200 "$tmp/$name.verify" 2>/dev/null | tr '\n' ' ')); log: $(proxy_log "$name" | tr '\n' ' ')"
+		return 1
+	fi
+	body=$(curl -fsS -m 2 "$url")
+	if [[ $body != "ok" ]]; then
+		failed[$name]="unexpected body from $url: $(printf '%q' "$body")"
+		return 1
+	fi
+}
+
+# measure_pids prints the PIDs whose CPU time counts as the proxy's: nginx's worker(s), or the
+# Go process itself (all its threads are in its /proc/PID/stat).
+measure_pids() {
+	case "$1" in
+	nginx) children "${proxy_pid[nginx]}" ;;
+	*) echo "${proxy_pid[$1]}" ;;
+	esac
+}
+
+for name in "${proxies[@]}"; do
+	[[ -n ${failed[$name]:-} ]] && continue
+	start_proxy "$name"
+	if verify "$name"; then
+		log "$name on http://127.0.0.1:${proxy_port[$name]} (pid ${proxy_pid[$name]}): verified"
+		if [[ $name == nginx ]]; then nginx_workers "${proxy_pid[nginx]}"; fi
+	fi
+done
+for name in "${proxies[@]}"; do
+	if [[ -n ${failed[$name]:-} ]]; then
+		log "WARNING: $name skipped: ${failed[$name]}"
+	fi
+done
+active=()
+for name in "${proxies[@]}"; do
+	[[ -z ${failed[$name]:-} ]] && active+=("$name")
+done
+((${#active[@]})) || die "no proxy is usable"
+
+# --- runs ----------------------------------------------------------------------------------
+
+# run_wrk DURATION URL OUT: runs wrk in the background (so signals stay responsive), bounded in time.
+run_wrk() {
+	local d=$1 url=$2 out=$3 limit rc=0
+	limit=$(($(seconds "$d") + 30))
+	timeout -k 5 "$limit" wrk -t"$THREADS" -c"$CONNS" -d"$d" --timeout 5s --latency "$url" >"$out" 2>&1 &
+	wrk_pid=$!
+	wait "$wrk_pid" || rc=$?
+	wrk_pid=""
+	return "$rc"
+}
+
+# parse_wrk prints "requests rps p99_ms socket_errors non2xx" from a wrk --latency report.
+parse_wrk() {
+	awk '
+		function ms(v,   n, u) {
+			n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+			if (u == "us") return n / 1000
+			if (u == "ms") return n
+			if (u == "s") return n * 1000
+			if (u == "m") return n * 60000
+			return -1
+		}
+		/ requests in / { req = $1 }
+		/^Requests\/sec:/ { rps = $2 }
+		/^ +99%/ { p99 = ms($2) }
+		/Socket errors:/ { gsub(/,/, ""); serr = $4 + $6 + $8 + $10 }
+		/Non-2xx or 3xx responses:/ { non2xx = $NF }
+		END { printf "%d %.2f %.3f %d %d\n", req, rps, p99, serr, non2xx }
+	' "$1"
+}
+
+stamp=$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RESULTS_DIR"
+csv="$RESULTS_DIR/$stamp.csv"
+echo "time,round,proxy,duration_s,threads,conns,requests,rps,p99_ms,proxy_cpu_s,proxy_cpu_us_per_req,backend_cpu_s,backend_cpu_us_per_req,proxy_over_backend_cpu,sys_idle_pct,sys_steal_pct,socket_errors,non2xx" >"$csv"
+
+est=$(((dur_s + PAUSE) * ROUNDS * ${#active[@]} + (warm_s + PAUSE) * ${#active[@]}))
+log "warm-up ${WARMUP} per proxy, then $ROUNDS round(s) x ${#active[@]} prox(ies) x $DURATION (wrk -t$THREADS -c$CONNS); about ${est}s"
+
+for name in "${active[@]}"; do
+	run_wrk "$WARMUP" "http://127.0.0.1:${proxy_port[$name]}/bench" "$tmp/warmup-$name.txt" ||
+		log "warm-up of $name: wrk exited non-zero: $(tail -n 3 "$tmp/warmup-$name.txt" | tr '\n' ' ')"
+	sleep "$PAUSE"
+done
+
+for ((round = 1; round <= ROUNDS; round++)); do
+	for name in "${active[@]}"; do
+		[[ -n ${failed[$name]:-} ]] && continue
+		out="$tmp/wrk-$round-$name.txt"
+		mapfile -t ppids < <(measure_pids "$name")
+		mapfile -t bpids < <(children "$backend_pid")
+		((${#ppids[@]})) || die "$name: no process to measure"
+		p0=$(cpu_ticks "${ppids[@]}")
+		b0=$(cpu_ticks "${bpids[@]}")
+		read -r -a s0 <<<"$(sys_cpu)"
+		wrk_rc=0
+		run_wrk "$DURATION" "http://127.0.0.1:${proxy_port[$name]}/bench" "$out" || wrk_rc=$?
+		p1=$(cpu_ticks "${ppids[@]}")
+		b1=$(cpu_ticks "${bpids[@]}")
+		read -r -a s1 <<<"$(sys_cpu)"
+		if ((wrk_rc != 0)); then
+			failed[$name]="round $round: wrk exited $wrk_rc: $(tail -n 3 "$out" | tr '\n' ' ')"
+			log "WARNING: $name: ${failed[$name]}"
+			continue
+		fi
+		if ! kill -0 "${proxy_pid[$name]}" 2>/dev/null; then
+			failed[$name]="round $round: process exited; log: $(proxy_log "$name" | tr '\n' ' ')"
+			log "WARNING: $name: ${failed[$name]}"
+			continue
+		fi
+		read -r requests rps p99 serr non2xx <<<"$(parse_wrk "$out")"
+		if ((requests == 0)); then
+			failed[$name]="round $round: wrk completed no requests"
+			log "WARNING: $name: ${failed[$name]}"
+			continue
+		fi
+		tot0=0 tot1=0
+		for v in "${s0[@]:0:8}"; do tot0=$((tot0 + v)); done
+		for v in "${s1[@]:0:8}"; do tot1=$((tot1 + v)); done
+		row=$(awk -v pt=$((p1 - p0)) -v bt=$((b1 - b0)) -v hz="$clk_tck" -v n="$requests" \
+			-v dt=$((tot1 - tot0)) -v di=$((s1[3] + s1[4] - s0[3] - s0[4])) -v ds=$((s1[7] - s0[7])) '
+			BEGIN {
+				ps = pt / hz; bs = bt / hz
+				ratio = (bt > 0) ? pt / bt : 0
+				idle = (dt > 0) ? 100 * di / dt : 0
+				steal = (dt > 0) ? 100 * ds / dt : 0
+				printf "%.2f,%.2f,%.2f,%.2f,%.3f,%.1f,%.1f", ps, ps * 1e6 / n, bs, bs * 1e6 / n, ratio, idle, steal
+			}')
+		echo "$(date +%H:%M:%S),$round,$name,$dur_s,$THREADS,$CONNS,$requests,$rps,$p99,$row,$serr,$non2xx" >>"$csv"
+		IFS=, read -r _ _ _ _ _ _ _ _ _ _ cpu_req _ bcpu_req ratio idle steal _ _ <<<"$(tail -n 1 "$csv")"
+		log "round $round/$ROUNDS $name: $rps req/s, p99 ${p99}ms, proxy ${cpu_req}us/req, backend ${bcpu_req}us/req, ratio $ratio, idle ${idle}% steal ${steal}%"
+		if ((serr + non2xx > 0)); then
+			log "WARNING: $name round $round: $serr socket errors, $non2xx non-2xx responses"
+		fi
+		sleep "$PAUSE"
+	done
+done
+
+# --- report --------------------------------------------------------------------------------
+
+# stats PROXY COLUMN prints "median min max" of a CSV column (1-based) over that proxy's rounds.
+stats() {
+	awk -F, -v p="$1" -v c="$2" 'NR > 1 && $3 == p { print $c }' "$csv" | sort -g |
+		awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "nan nan nan"; exit }
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			print m, v[1], v[NR]
+		}'
+}
+
+# Columns of the CSV used below.
+col_rps=8 col_p99=9 col_cpu=11 col_bcpu=13 col_ratio=14 col_serr=17 col_non2xx=18
+
+report=$(
+	printf 'Gatehouse benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), median (min–max)\n' \
+		"$(date '+%Y-%m-%d %H:%M %Z')" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS"
+	printf '%-10s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6s\n' proxy "req/s" "p99 ms" "proxy CPU us/req" \
+		"backend CPU us/req" "proxy/backend CPU" "req/s÷ng" "CPU÷ng" "ratio÷ng" errors
+	read -r ng_rps _ _ <<<"$(stats nginx $col_rps)"
+	read -r ng_cpu _ _ <<<"$(stats nginx $col_cpu)"
+	read -r ng_ratio _ _ <<<"$(stats nginx $col_ratio)"
+	for name in "${proxies[@]}"; do
+		if ! awk -F, -v p="$name" 'NR > 1 && $3 == p { found = 1 } END { exit !found }' "$csv"; then
+			printf '%-10s %s\n' "$name" "no data: ${failed[$name]:-not run}"
+			continue
+		fi
+		read -r rm rlo rhi <<<"$(stats "$name" $col_rps)"
+		read -r lm llo lhi <<<"$(stats "$name" $col_p99)"
+		read -r cm clo chi <<<"$(stats "$name" $col_cpu)"
+		read -r bm blo bhi <<<"$(stats "$name" $col_bcpu)"
+		read -r qm qlo qhi <<<"$(stats "$name" $col_ratio)"
+		errs=$(awk -F, -v p="$name" -v a=$col_serr -v b=$col_non2xx 'NR > 1 && $3 == p { s += $a + $b } END { print s + 0 }' "$csv")
+		awk -v name="$name" -v rm="$rm" -v rlo="$rlo" -v rhi="$rhi" -v lm="$lm" -v llo="$llo" -v lhi="$lhi" \
+			-v cm="$cm" -v clo="$clo" -v chi="$chi" -v bm="$bm" -v blo="$blo" -v bhi="$bhi" \
+			-v qm="$qm" -v qlo="$qlo" -v qhi="$qhi" -v nr="${ng_rps:-nan}" -v nc="${ng_cpu:-nan}" \
+			-v nq="${ng_ratio:-nan}" -v errs="$errs" -v partial="${failed[$name]:+ (stopped early)}" '
+			function rel(a, b) { return (b + 0 > 0) ? sprintf("%.2fx", a / b) : "n/a" }
+			BEGIN {
+				printf "%-10s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6d%s\n", name,
+					sprintf("%.0f (%.0f–%.0f)", rm, rlo, rhi),
+					sprintf("%.2f (%.2f–%.2f)", lm, llo, lhi),
+					sprintf("%.1f (%.1f–%.1f)", cm, clo, chi),
+					sprintf("%.1f (%.1f–%.1f)", bm, blo, bhi),
+					sprintf("%.2f (%.2f–%.2f)", qm, qlo, qhi),
+					rel(rm, nr), rel(cm, nc), rel(qm, nq), errs, partial
+			}'
+	done
+	printf 'req/s÷ng, CPU÷ng: median req/s and proxy CPU us/req relative to nginx; ratio÷ng: proxy/backend CPU relative to nginx.\n'
+	printf 'raw rounds: %s\n' "$csv"
+)
+
+echo
+echo "$report"
+echo "$report" >"$RESULTS_DIR/$stamp.txt"
+
+if [[ " ${active[*]} " == *" gatehouse "* && -f $tmp/gatehouse.d/access.log ]]; then
+	sleep 1.5 # the access log is flushed every second
+	lines=$(wc -l <"$tmp/gatehouse.d/access.log")
+	echo "gatehouse access log: $lines lines ($(du -h "$tmp/gatehouse.d/access.log" | cut -f1)); last: $(tail -n 1 "$tmp/gatehouse.d/access.log")"
+fi
+
+status=0
+for name in "${proxies[@]}"; do
+	if [[ -n ${failed[$name]:-} ]]; then
+		echo "FAILED: $name: ${failed[$name]}" >&2
+		status=3
+	fi
+done
+exit "$status"
