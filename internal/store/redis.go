@@ -1,0 +1,273 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/redis/go-redis/v9"
+)
+
+// limitScript applies GCRA to every key (KEYS[i] with ARGV[2i-1] = emission interval in
+// microseconds, ARGV[2i] = capacity) and stores the new arrival times only when every limit
+// admits the request. Time is Redis's own clock, so replicas with skewed clocks still agree.
+// It returns {allowed, then per key: allowed, remaining, reset µs, retry-after µs}.
+const limitScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {1}
+local tats = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2*i-1])
+  local tau = interval * tonumber(ARGV[2*i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now) or now
+  if tat < now then tat = now end
+  local nxt = tat + interval
+  local d = nxt - now
+  if d > tau then
+    out[1] = 0
+    out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = math.ceil(tat - now); out[#out+1] = math.ceil(d - tau)
+  else
+    out[#out+1] = 1; out[#out+1] = math.floor((tau - d) / interval); out[#out+1] = math.ceil(d); out[#out+1] = 0
+    tats[i] = nxt
+  end
+end
+if out[1] == 1 then
+  for i = 1, #KEYS do
+    redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', math.max(1, math.ceil((tats[i] - now) / 1000)))
+  end
+end
+return out
+`
+
+var script = redis.NewScript(limitScript)
+
+// Redis is a shared connection to the configured Redis (standalone, Sentinel or Cluster) with
+// its health state, and the distributed Limiter on top of it. Counters live in Redis only, so
+// replicas hold nothing that must agree. After a failed call Redis is bypassed (ErrUnavailable
+// at once) for retry_after_error, then tried again: recovery needs no restart.
+type Redis struct {
+	client    redis.UniversalClient
+	cluster   bool
+	prefix    string
+	timeout   time.Duration
+	backoff   time.Duration
+	logger    *slog.Logger
+	downUntil atomic.Int64
+	lastLog   atomic.Int64
+	failures  atomic.Uint64
+	skipped   atomic.Uint64
+	fallbacks atomic.Uint64
+}
+
+var _ Limiter = (*Redis)(nil)
+
+// RedisStats are a Redis store's counters since it was built.
+type RedisStats struct {
+	// Failures are calls that failed or timed out.
+	Failures uint64
+	// Skipped are calls not tried because Redis had just failed.
+	Skipped uint64
+	// Fallbacks are requests a fail_open limit counted in memory instead.
+	Fallbacks uint64
+}
+
+// NewRedisClient builds the go-redis client for cfg: one UniversalClient for standalone,
+// Sentinel or Cluster, with every timeout set to cfg.Timeout and no retries (a retry would
+// only spend the request's time budget; the caller falls back instead).
+func NewRedisClient(cfg *config.RedisStore) (redis.UniversalClient, error) {
+	to := cfg.Timeout.Duration
+	if cfg.URL != "" {
+		o, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, errors.New("redis: invalid url") // the URL may hold a password
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = to, to, to, to
+		o.ContextTimeoutEnabled, o.MaxRetries, o.DialerRetries, o.DisableIdentity = true, -1, 1, true
+		if cfg.PoolSize > 0 {
+			o.PoolSize = cfg.PoolSize
+		}
+		return redis.NewClient(o), nil
+	}
+	o := &redis.UniversalOptions{
+		Addrs: cfg.Addrs, MasterName: cfg.MasterName, IsClusterMode: cfg.Cluster,
+		Username: cfg.Username, Password: cfg.Password, DB: cfg.DB, PoolSize: cfg.PoolSize,
+		DialTimeout: to, ReadTimeout: to, WriteTimeout: to, PoolTimeout: to,
+		ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1, DisableIdentity: true,
+	}
+	if cfg.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return redis.NewUniversalClient(o), nil
+}
+
+// RedisKey is the registry key of cfg's connection: equal configs share one client. It is a
+// digest, so no password ends up in a key.
+func RedisKey(cfg *config.RedisStore) string {
+	b, _ := json.Marshal(struct {
+		*config.RedisStore
+		T, R time.Duration
+	}{cfg, cfg.Timeout.Duration, cfg.RetryAfterError.Duration})
+	sum := sha256.Sum256(b)
+	return "store/redis|" + hex.EncodeToString(sum[:16])
+}
+
+// NewRedis builds a Redis store for cfg (defaults applied). Prefer AcquireRedis, which shares
+// it across reloads.
+func NewRedis(cfg *config.RedisStore, logger *slog.Logger) (*Redis, error) {
+	c, err := NewRedisClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	_, cluster := c.(*redis.ClusterClient)
+	return &Redis{client: c, cluster: cluster, prefix: cfg.KeyPrefix, timeout: cfg.Timeout.Duration,
+		backoff: cfg.RetryAfterError.Duration, logger: logger}, nil
+}
+
+// AcquireRedis returns the Redis store shared by every Runtime with an equal cfg; the last one
+// to be retired closes its connections.
+func AcquireRedis(acquire AcquireFunc, cfg *config.RedisStore, logger *slog.Logger) (*Redis, error) {
+	c, err := acquire(RedisKey(cfg), func() (io.Closer, error) { return NewRedis(cfg, logger) })
+	if err != nil {
+		return nil, err
+	}
+	return c.(*Redis), nil
+}
+
+// Client returns the underlying client, for other features that keep state in the same Redis
+// (use a key prefix of your own).
+func (r *Redis) Client() redis.UniversalClient { return r.client }
+
+// Close closes the client's connections.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// Stats returns the store's counters.
+func (r *Redis) Stats() RedisStats {
+	return RedisStats{Failures: r.failures.Load(), Skipped: r.skipped.Load(), Fallbacks: r.fallbacks.Load()}
+}
+
+// NoteFallback counts a request that a fail_open limit decided in memory because Redis failed.
+func (r *Redis) NoteFallback() { r.fallbacks.Add(1) }
+
+// Available reports whether Redis is being tried (false during the pause after a failure).
+func (r *Redis) Available() bool { return time.Now().UnixNano() >= r.downUntil.Load() }
+
+// Allow implements Limiter with one round trip: a single EVALSHA over every key (Cluster: one
+// per key, pipelined, since keys of one request may live on different nodes; there a request
+// denied by one limit may still be counted by the others). It returns an error wrapping
+// ErrUnavailable when Redis fails, times out, or failed less than retry_after_error ago.
+func (r *Redis) Allow(ctx context.Context, reqs []Request, res []Result) (bool, error) {
+	if len(reqs) == 0 {
+		return true, nil
+	}
+	if !r.Available() {
+		r.skipped.Add(1)
+		return false, fmt.Errorf("redis limiter: %w (recent failure)", ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	keys := make([]string, len(reqs))
+	args := make([]any, 0, 2*len(reqs))
+	for i, q := range reqs {
+		keys[i] = r.prefix + string(q.Key)
+		args = append(args, strconv.FormatFloat(float64(q.Interval)/1e3, 'f', -1, 64), q.Capacity)
+	}
+	var allowed bool
+	var err error
+	if r.cluster && len(reqs) > 1 {
+		allowed, err = r.allowEach(ctx, keys, args, res)
+	} else {
+		var v any
+		v, err = script.Run(ctx, r.client, keys, args...).Result()
+		if err == nil {
+			allowed, err = parseReply(v, res)
+		}
+	}
+	if err != nil {
+		r.fail(err)
+		return false, fmt.Errorf("redis limiter: %w: %w", ErrUnavailable, err)
+	}
+	return allowed, nil
+}
+
+func (r *Redis) allowEach(ctx context.Context, keys []string, args []any, res []Result) (bool, error) {
+	run := func(eval bool) ([]*redis.Cmd, error) {
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i := range keys {
+			if eval {
+				cmds[i] = script.Eval(ctx, pipe, keys[i:i+1], args[2*i:2*i+2]...)
+			} else {
+				cmds[i] = script.EvalSha(ctx, pipe, keys[i:i+1], args[2*i:2*i+2]...)
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run(false)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmds, err = run(true)
+	}
+	if err != nil {
+		return false, err
+	}
+	allowed := true
+	for i, c := range cmds {
+		ok, perr := parseReply(c.Val(), res[i:i+1])
+		if perr != nil {
+			return false, perr
+		}
+		allowed = allowed && ok
+	}
+	return allowed, nil
+}
+
+func parseReply(v any, res []Result) (bool, error) {
+	a, ok := v.([]any)
+	if !ok || len(a) != 1+4*len(res) {
+		return false, errors.New("unexpected script reply")
+	}
+	n := make([]int64, len(a))
+	for i, x := range a {
+		if n[i], ok = x.(int64); !ok {
+			return false, errors.New("unexpected script reply")
+		}
+	}
+	for i := range res {
+		f := n[1+4*i:]
+		res[i] = Result{Allowed: f[0] == 1, Remaining: f[1], Reset: time.Duration(f[2]) * time.Microsecond,
+			RetryAfter: time.Duration(f[3]) * time.Microsecond}
+	}
+	return n[0] == 1, nil
+}
+
+// fail records a failed call: Redis is bypassed for the backoff, and the failure is logged at
+// most every 10 seconds.
+func (r *Redis) fail(err error) {
+	r.failures.Add(1)
+	now := time.Now().UnixNano()
+	r.downUntil.Store(now + int64(r.backoff))
+	last := r.lastLog.Load()
+	if now-last >= int64(10*time.Second) && r.lastLog.CompareAndSwap(last, now) {
+		msg := err.Error()
+		if strings.Contains(msg, "@") { // never log a credential-bearing address
+			msg = "redis call failed"
+		}
+		r.logger.Warn("redis store unavailable; limits follow their on_error policy",
+			"error", msg, "retry_in", r.backoff.String(), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
+	}
+}
