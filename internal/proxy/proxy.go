@@ -1,7 +1,11 @@
-// Package proxy forwards a routed request to one target of its service: it picks the target,
-// rewrites the path, sets forwarding headers, applies header edits and timeouts, streams both
-// ways (server-sent events flush at once, upgrades such as WebSocket pass through, trailers are
-// kept), and turns upstream failures into the gateway's JSON errors.
+// Package proxy forwards a routed request to one target of its service: it rewrites the path,
+// sets forwarding headers, applies header edits and timeouts, streams both ways (server-sent
+// events flush at once, upgrades such as WebSocket pass through, trailers are kept), and turns
+// upstream failures into the gateway's JSON errors.
+//
+// Target choice, circuit breaking, health and retries are per attempt and live in
+// upstream.Service: the Handler's ReverseProxy uses a RoundTripper that hands the rewritten
+// request to Service.Run, which calls back once per attempt.
 //
 // The Handler is what a route's middleware chain ends in; nothing outside this package knows
 // how the bytes move, so the forwarding engine can be replaced without touching routing or
@@ -12,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -52,12 +55,13 @@ func (o HeaderOps) Apply(h http.Header) {
 type Options struct {
 	Route   string
 	Service string
-	// Targets and Balancer choose where each request goes.
-	Targets  []*upstream.Target
-	Balancer upstream.Balancer
+	// Upstream chooses the Target of each attempt and applies the service's circuit breaker,
+	// health checks and retries (see upstream.Service.Run).
+	Upstream *upstream.Service
 	// HashKind and HashName select the consistent-hash key: "header", "cookie" or "client_ip".
 	HashKind, HashName string
-	Transport          http.RoundTripper
+	// Transport sends each attempt; it carries the route's connect and response-header timeouts.
+	Transport http.RoundTripper
 	// StripPrefix removes a literal prefix from the forwarded path; Rewrite, when set, replaces
 	// the path with a template ("{name}" parameters, "{**}" the wildcard rest).
 	StripPrefix  string
@@ -76,6 +80,7 @@ type Handler struct {
 	o       Options
 	rp      *httputil.ReverseProxy
 	rewrite []rewritePart
+	sendFn  upstream.SendFunc // h.send, bound once so attempts do not allocate a method value
 }
 
 type rewritePart struct {
@@ -85,19 +90,20 @@ type rewritePart struct {
 
 // New builds a Handler.
 func New(o Options) (*Handler, error) {
-	if len(o.Targets) == 0 || o.Balancer == nil || o.Transport == nil {
-		return nil, errors.New("proxy: targets, balancer and transport are required")
+	if o.Upstream == nil || o.Transport == nil {
+		return nil, errors.New("proxy: upstream service and transport are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	h := &Handler{o: o}
+	h.sendFn = h.send
 	if o.Rewrite != "" {
 		h.rewrite = parseTemplate(o.Rewrite)
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewriteRequest,
-		Transport:      o.Transport,
+		Transport:      attempts{h},
 		FlushInterval:  0, // streamed responses (SSE, unknown length) are flushed at once by ReverseProxy
 		BufferPool:     bufferPool,
 		ErrorHandler:   h.handleError,
@@ -110,32 +116,49 @@ func New(o Options) (*Handler, error) {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := httpx.InfoFrom(r.Context())
-	key := ""
-	if h.o.HashKind != "" {
-		key = h.hashKey(r, info)
-	}
-	t := h.o.Balancer.Pick(key, nil)
-	if t == nil {
-		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
-		return
-	}
 	if info == nil {
 		// Requests always come through the runtime edge, which sets Info; be safe anyway.
 		info = &httpx.Info{}
 		r = r.WithContext(httpx.WithInfo(r.Context(), info))
 	}
-	info.Target = t.URL.Host
-	info.UpstreamTarget = t
-	info.UpstreamStart = time.Now()
-	t.Acquire()
-	defer t.Release()
-
+	ctx := r.Context()
+	if h.o.HashKind != "" {
+		// The key is taken from the client's request, before header edits, and travels to the
+		// attempts in the context (only for consistent_hash services).
+		ctx = context.WithValue(ctx, hashKeyCtx{}, h.hashKey(r, info))
+	}
 	if h.o.RequestTimeout > 0 && !isUpgrade(r) {
-		ctx, cancel := context.WithTimeout(r.Context(), h.o.RequestTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.o.RequestTimeout)
 		defer cancel()
+	}
+	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
 	h.rp.ServeHTTP(w, r)
+}
+
+type hashKeyCtx struct{}
+
+// attempts is the ReverseProxy's RoundTripper: it hands the rewritten request to the Service's
+// attempt loop, which calls send once per attempt. ReverseProxy then streams whichever response
+// the loop settled on, so retries, breakers and target selection stay out of ReverseProxy and a
+// replacement forwarding engine can call Service.Run the same way.
+type attempts struct{ h *Handler }
+
+func (a attempts) RoundTrip(out *http.Request) (*http.Response, error) {
+	key, _ := out.Context().Value(hashKeyCtx{}).(string)
+	return a.h.o.Upstream.Run(out, key, a.h.sendFn)
+}
+
+// send performs one attempt to t. It runs on the request's goroutine, so it may update Info.
+func (h *Handler) send(out *http.Request, t *upstream.Target) (*http.Response, error) {
+	if info := httpx.InfoFrom(out.Context()); info != nil {
+		info.Target = t.URL.Host
+		info.UpstreamTarget = t
+		info.UpstreamStart = time.Now()
+	}
+	return h.o.Transport.RoundTrip(out)
 }
 
 func (h *Handler) hashKey(r *http.Request, info *httpx.Info) string {
@@ -170,25 +193,18 @@ func headerHasToken(values []string, token string) bool {
 	return false
 }
 
-// rewriteRequest runs once per attempt inside ReverseProxy: it points the outgoing request at
-// the chosen target and sets the forwarding headers.
+// rewriteRequest runs once per request inside ReverseProxy: it sets the upstream path (without
+// the target's base path) and the forwarding headers. Each attempt then points a copy at its
+// Target (scheme, host, base path) in upstream.Service.
 func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	info := httpx.InfoFrom(in.Context())
-	t := info.UpstreamTarget
 
 	escaped := in.URL.EscapedPath()
 	if info != nil && info.Path != "" {
 		escaped = info.Path
 	}
 	escaped = h.upstreamPath(escaped, info)
-	if t != nil {
-		out.URL.Scheme = t.URL.Scheme
-		out.URL.Host = t.URL.Host
-		if base := t.URL.EscapedPath(); base != "" && base != "/" {
-			escaped = strings.TrimSuffix(base, "/") + escaped
-		}
-	}
 	setEscapedPath(out.URL, escaped)
 	if h.o.PreserveHost {
 		out.Host = in.Host
@@ -367,8 +383,20 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		reqID = info.RequestID
 	}
 	var mbe *http.MaxBytesError
+	var open *upstream.OpenError
 	status, code, msg := http.StatusBadGateway, httpx.CodeBadGateway, "the upstream service failed to respond"
 	switch {
+	case errors.As(err, &open):
+		// Failing fast is the breaker working, not an incident: log at debug.
+		h.o.Logger.Debug("circuit open", "request_id", reqID, "route", h.o.Route, "service", h.o.Service)
+		secs := int64((open.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "the upstream service is unavailable; retry later")
+		return
+	case errors.Is(err, upstream.ErrNoHealthyTarget):
+		h.o.Logger.Warn("no healthy target", "request_id", reqID, "route", h.o.Route, "service", h.o.Service)
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
+		return
 	case errors.As(err, &mbe):
 		status, code, msg = http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large"
 	case r.Context().Err() == context.Canceled || errors.Is(err, context.Canceled):
@@ -394,17 +422,7 @@ func targetOf(info *httpx.Info) string {
 	return info.Target
 }
 
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	// net/http reports ResponseHeaderTimeout with this text and no typed error.
-	return strings.Contains(err.Error(), "timeout awaiting response headers")
-}
+func isTimeout(err error) bool { return upstream.IsTimeout(err) }
 
 var bufferPool = &bytePool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 

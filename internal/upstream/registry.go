@@ -1,9 +1,12 @@
 package upstream
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -108,13 +111,74 @@ type Registry struct {
 	// Resources are other long-lived values of middleware (JWKS caches, Redis clients, limiter
 	// stores), keyed by the owning package and their normalized config.
 	Resources *Shared[string, io.Closer]
+
+	// states are the services' breakers, health checkers and retry budgets, keyed by the
+	// normalized service config (see AcquireService).
+	states *Shared[string, *serviceState]
+	mu     sync.Mutex
+	// current is the most recently acquired state of each service name, for Snapshot.
+	current map[string]*serviceState
 }
 
 // NewRegistry returns an empty Registry.
 func NewRegistry() *Registry {
-	return &Registry{
+	r := &Registry{
 		Transports: NewShared[TransportSettings](func(t *http.Transport) { t.CloseIdleConnections() }),
 		Targets:    NewShared[string, []*Target](nil),
 		Resources:  NewShared[string, io.Closer](func(c io.Closer) { _ = c.Close() }),
+		current:    map[string]*serviceState{},
 	}
+	r.states = NewShared[string](func(st *serviceState) {
+		r.mu.Lock()
+		if r.current[st.name] == st {
+			delete(r.current, st.name)
+		}
+		r.mu.Unlock()
+		st.Close() // stops the health checker outside the lock
+	})
+	return r
+}
+
+// AcquireService builds the Service of one Runtime. Its long-lived state (circuit breakers,
+// active health checker, retry budget) is shared with every other Runtime holding a service of
+// the same name, Targets and resilience settings, so it survives reloads that leave the service
+// alone; the release function must be called exactly once, and the last release stops the
+// health checker. cfg.Targets should come from Targets, so Target state is shared the same way.
+func (r *Registry) AcquireService(cfg ServiceConfig) (*Service, func(), error) {
+	if len(cfg.Targets) == 0 {
+		return nil, func() {}, errors.New("service: no targets")
+	}
+	st, release, err := r.states.Acquire(stateKey(&cfg), func() (*serviceState, error) {
+		return newServiceState(&cfg), nil
+	})
+	if err != nil {
+		return nil, release, err
+	}
+	s, err := buildService(&cfg, st)
+	if err != nil {
+		release()
+		return nil, func() {}, err
+	}
+	r.mu.Lock()
+	r.current[cfg.Name] = st
+	r.mu.Unlock()
+	return s, release, nil
+}
+
+// Snapshot returns the state of every live service, sorted by name: breaker state, target
+// health, in-flight counts and ejections. During a reload a service's state is the one of the
+// most recently compiled Runtime. It is what the admin API and metrics read.
+func (r *Registry) Snapshot() []ServiceState {
+	r.mu.Lock()
+	states := make([]*serviceState, 0, len(r.current))
+	for _, st := range r.current {
+		states = append(states, st)
+	}
+	r.mu.Unlock()
+	out := make([]ServiceState, len(states))
+	for i, st := range states {
+		out[i] = st.snapshot()
+	}
+	slices.SortFunc(out, func(a, b ServiceState) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -5,6 +5,7 @@ package upstream
 import (
 	"net/url"
 	"sync/atomic"
+	"time"
 )
 
 // MaxWeight is the largest Target weight a Balancer accepts. The bound keeps the weighted
@@ -23,8 +24,20 @@ type Target struct {
 	Weight int
 
 	inFlight atomic.Int64
-	// down is the inverse of healthy so that the zero value of Target is healthy.
+	// down is the active health check verdict, inverted so that the zero value of Target is
+	// healthy.
 	down atomic.Bool
+	// checkers counts the active health checkers probing the Target; the last one to stop
+	// marks it healthy again, so a verdict does not outlive its checker.
+	checkers atomic.Int32
+
+	// Passive health (outlier ejection) state; see PassiveHealth.
+	consecutiveFailures atomic.Int32
+	ejections           atomic.Int32
+	// ejectedUntil is the Unix time in nanoseconds when the current ejection ends; 0: none.
+	ejectedUntil atomic.Int64
+	// lastEjectionEnd is when the latest ejection ended (or will end), in Unix nanoseconds.
+	lastEjectionEnd atomic.Int64
 }
 
 // NewTarget returns a healthy Target with no request in flight. A weight outside [1, MaxWeight]
@@ -54,12 +67,38 @@ func (t *Target) Release() { t.inFlight.Add(-1) }
 // InFlight returns the number of request attempts to t currently in progress.
 func (t *Target) InFlight() int64 { return t.inFlight.Load() }
 
-// Healthy reports whether t may receive traffic. A new Target is healthy.
-func (t *Target) Healthy() bool { return !t.down.Load() }
+// Healthy reports whether t may receive traffic: the active health check (SetHealthy) finds it
+// healthy and passive health checking has not ejected it. A new Target is healthy.
+func (t *Target) Healthy() bool { return !t.down.Load() && !t.Ejected() }
 
-// SetHealthy marks t healthy or unhealthy; balancers skip unhealthy Targets. It is used by active
-// health checks and passive outlier ejection.
+// SetHealthy records the active health check verdict; balancers skip unhealthy Targets.
 func (t *Target) SetHealthy(healthy bool) { t.down.Store(!healthy) }
+
+// ActiveHealthy reports the active health check verdict alone, ignoring ejection.
+func (t *Target) ActiveHealthy() bool { return !t.down.Load() }
+
+// Ejected reports whether passive health checking has taken t out of rotation.
+func (t *Target) Ejected() bool {
+	until := t.ejectedUntil.Load()
+	if until == 0 {
+		return false
+	}
+	if time.Now().UnixNano() < until {
+		return true
+	}
+	// The ejection is over: clear it so later checks skip the clock.
+	t.ejectedUntil.CompareAndSwap(until, 0)
+	return false
+}
+
+// EjectedUntil returns when t's current ejection ends, or the zero time when it is not ejected.
+func (t *Target) EjectedUntil() time.Time {
+	until := t.ejectedUntil.Load()
+	if until == 0 || time.Now().UnixNano() >= until {
+		return time.Time{}
+	}
+	return time.Unix(0, until)
+}
 
 // String returns the Target's URL, or "<nil>" when it has none.
 func (t *Target) String() string {

@@ -1,0 +1,171 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Failure is the kind of failure of one attempt, as named in the config's failure_on and
+// retry_on lists.
+type Failure uint8
+
+// Failure kinds. An attempt has at most one.
+const (
+	// NoFailure: the attempt got a response whose status is not listed as a failure.
+	NoFailure Failure = iota
+	// ConnectError: the target could not be reached (refused, unreachable, DNS, TLS handshake).
+	ConnectError
+	// Timeout: the attempt ran out of time (connect, response header or per-try timeout).
+	Timeout
+	// Reset: the connection broke after it was established, before the response headers.
+	Reset
+	// StatusFailure: the response status is one the Conditions list.
+	StatusFailure
+	// Canceled: the caller went away or its own deadline passed. It is neither a success nor a
+	// failure of the target, and is never retried.
+	Canceled
+)
+
+// String returns the config name of f.
+func (f Failure) String() string {
+	switch f {
+	case NoFailure:
+		return "none"
+	case ConnectError:
+		return "connect_error"
+	case Timeout:
+		return "timeout"
+	case Reset:
+		return "reset"
+	case StatusFailure:
+		return "status"
+	case Canceled:
+		return "canceled"
+	}
+	return fmt.Sprintf("failure(%d)", uint8(f))
+}
+
+// Conditions says which attempt outcomes count (as a failure for a breaker or passive health
+// check, or as retryable for retries). The zero value matches nothing.
+type Conditions struct {
+	ConnectError bool
+	Timeout      bool
+	Reset        bool
+	// Any5xx matches every status from 500 to 599.
+	Any5xx bool
+	// GatewayError matches 502, 503 and 504.
+	GatewayError bool
+	// Statuses are further statuses that match.
+	Statuses []int
+}
+
+// ParseConditions builds Conditions from the config names (connect_error, timeout, reset, 5xx,
+// gateway_error) and extra statuses.
+func ParseConditions(names []string, statuses []int) (Conditions, error) {
+	c := Conditions{Statuses: slices.Clone(statuses)}
+	for _, n := range names {
+		switch n {
+		case "connect_error":
+			c.ConnectError = true
+		case "timeout":
+			c.Timeout = true
+		case "reset":
+			c.Reset = true
+		case "5xx":
+			c.Any5xx = true
+		case "gateway_error":
+			c.GatewayError = true
+		default:
+			return Conditions{}, fmt.Errorf("unknown failure condition %q", n)
+		}
+	}
+	return c, nil
+}
+
+// MatchStatus reports whether a response status matches.
+func (c *Conditions) MatchStatus(status int) bool {
+	if c.Any5xx && status >= 500 && status <= 599 {
+		return true
+	}
+	if c.GatewayError && (status == 502 || status == 503 || status == 504) {
+		return true
+	}
+	return slices.Contains(c.Statuses, status)
+}
+
+// Match reports whether an attempt that ended with kind f (and status, when f is NoFailure or
+// StatusFailure) matches.
+func (c *Conditions) Match(f Failure, status int) bool {
+	switch f {
+	case ConnectError:
+		return c.ConnectError
+	case Timeout:
+		return c.Timeout
+	case Reset:
+		return c.Reset
+	case NoFailure, StatusFailure:
+		return status != 0 && c.MatchStatus(status)
+	}
+	return false
+}
+
+// Classify returns the failure kind of an attempt's transport error (nil: NoFailure). parent is
+// the caller's context: when it is done, the error is the caller's doing (Canceled), whatever the
+// transport reports.
+func Classify(parent context.Context, err error) Failure {
+	if err == nil {
+		return NoFailure
+	}
+	if parent != nil && parent.Err() != nil {
+		return Canceled
+	}
+	if errors.Is(err, context.Canceled) {
+		return Canceled
+	}
+	if IsTimeout(err) {
+		return Timeout
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return ConnectError
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return ConnectError
+	}
+	if strings.Contains(err.Error(), "tls: ") {
+		return ConnectError
+	}
+	return Reset
+}
+
+// IsTimeout reports whether err is a timeout: a deadline, a net.Error timeout, or net/http's
+// response header timeout, which has no typed error.
+func IsTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+// outcome is one finished attempt.
+type outcome struct {
+	failure Failure
+	status  int // 0 when there was no response
+}
+
+func newOutcome(parent context.Context, resp *http.Response, err error) outcome {
+	if err != nil {
+		return outcome{failure: Classify(parent, err)}
+	}
+	return outcome{status: resp.StatusCode}
+}

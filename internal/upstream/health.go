@@ -1,0 +1,224 @@
+package upstream
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PassiveHealth is outlier ejection: a Target whose attempts fail ConsecutiveFailures times in
+// a row leaves the balancer for EjectionTime, doubled at each further ejection up to
+// MaxEjectionTime. A Target that then answers well for MaxEjectionTime after its last ejection
+// starts over at EjectionTime. The state lives on the Target, so it survives reloads with it.
+type PassiveHealth struct {
+	ConsecutiveFailures int
+	FailureOn           Conditions
+	EjectionTime        time.Duration
+	MaxEjectionTime     time.Duration
+}
+
+// Record feeds one attempt's outcome on t into outlier detection. It reports whether t was
+// ejected by it.
+func (p *PassiveHealth) Record(t *Target, f Failure, status int) bool {
+	if f == Canceled {
+		return false
+	}
+	if !p.FailureOn.Match(f, status) {
+		t.consecutiveFailures.Store(0)
+		if n := t.ejections.Load(); n > 0 && !t.Ejected() {
+			// Forgive earlier ejections once the Target has stayed in for a while.
+			if last := t.lastEjectionEnd.Load(); last != 0 && time.Since(time.Unix(0, last)) >= p.MaxEjectionTime {
+				t.ejections.CompareAndSwap(n, 0)
+			}
+		}
+		return false
+	}
+	if int(t.consecutiveFailures.Add(1)) < p.ConsecutiveFailures || t.Ejected() {
+		return false
+	}
+	t.consecutiveFailures.Store(0)
+	n := t.ejections.Add(1)
+	d := p.EjectionTime
+	for i := int32(1); i < n && d < p.MaxEjectionTime; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxEjectionTime)
+	until := time.Now().Add(d).UnixNano()
+	t.ejectedUntil.Store(until)
+	t.lastEjectionEnd.Store(until)
+	return true
+}
+
+// ActiveHealth configures active health checks; see config.ActiveHealthCheck.
+type ActiveHealth struct {
+	Path               string
+	Interval           time.Duration
+	Timeout            time.Duration
+	HealthyThreshold   int
+	UnhealthyThreshold int
+	// ExpectedStatuses are the healthy statuses; empty means any 2xx or 3xx.
+	ExpectedStatuses []int
+}
+
+func (a *ActiveHealth) healthyStatus(code int) bool {
+	if len(a.ExpectedStatuses) == 0 {
+		return code >= 200 && code < 400
+	}
+	return slices.Contains(a.ExpectedStatuses, code)
+}
+
+// HealthChecker probes a set of Targets on a schedule and marks them healthy or unhealthy. It
+// runs one goroutine, plus one per probe in flight; Close stops them all and waits.
+type HealthChecker struct {
+	cfg     ActiveHealth
+	targets []*Target
+	client  *http.Client
+	tr      *http.Transport
+	logger  *slog.Logger
+	service string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Per-Target streak counters, touched only by the checker goroutine's probe round.
+	mu       sync.Mutex
+	goodRun  []int
+	badRun   []int
+	verdicts []bool // current verdict per Target (true: healthy)
+}
+
+// StartHealthChecker starts probing targets. The first round runs at once.
+func StartHealthChecker(service string, targets []*Target, cfg ActiveHealth, logger *slog.Logger) *HealthChecker {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	d := &net.Dialer{Timeout: cfg.Timeout}
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         d.DialContext,
+		TLSHandshakeTimeout: cfg.Timeout,
+		// A fresh connection per probe checks that the target still accepts connections, and
+		// leaves nothing behind when the checker stops.
+		DisableKeepAlives:  true,
+		DisableCompression: true,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &HealthChecker{
+		cfg:      cfg,
+		targets:  targets,
+		client:   &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		tr:       tr,
+		logger:   logger,
+		service:  service,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		goodRun:  make([]int, len(targets)),
+		badRun:   make([]int, len(targets)),
+		verdicts: make([]bool, len(targets)),
+	}
+	for i, t := range targets {
+		t.checkers.Add(1)
+		h.verdicts[i] = t.ActiveHealthy()
+	}
+	go h.run(ctx)
+	return h
+}
+
+func (h *HealthChecker) run(ctx context.Context) {
+	defer close(h.done)
+	tick := time.NewTicker(h.cfg.Interval)
+	defer tick.Stop()
+	for {
+		h.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// round probes every Target concurrently and waits for all of them.
+func (h *HealthChecker) round(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i, t := range h.targets {
+		wg.Go(func() {
+			ok := h.probe(ctx, t)
+			if ctx.Err() != nil {
+				return // stopping: a probe cut short says nothing about the target
+			}
+			h.record(i, t, ok)
+		})
+	}
+	wg.Wait()
+}
+
+func (h *HealthChecker) probe(ctx context.Context, t *Target) bool {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	u := *t.URL
+	u.Path, u.RawPath, u.RawQuery = h.cfg.Path, "", ""
+	if i := strings.IndexByte(h.cfg.Path, '?'); i >= 0 {
+		u.Path, u.RawQuery = h.cfg.Path[:i], h.cfg.Path[i+1:]
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("User-Agent", "gatehouse-health-check")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return h.cfg.healthyStatus(resp.StatusCode)
+}
+
+// record applies one probe result with the thresholds, and stores the verdict on every round so
+// that a verdict overwritten by another checker of the same Target (during a reload) is restored.
+func (h *HealthChecker) record(i int, t *Target, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ok {
+		h.goodRun[i]++
+		h.badRun[i] = 0
+		if !h.verdicts[i] && h.goodRun[i] >= h.cfg.HealthyThreshold {
+			h.verdicts[i] = true
+			h.logger.Info("target healthy", "service", h.service, "target", t.String())
+		}
+	} else {
+		h.badRun[i]++
+		h.goodRun[i] = 0
+		if h.verdicts[i] && h.badRun[i] >= h.cfg.UnhealthyThreshold {
+			h.verdicts[i] = false
+			h.logger.Warn("target unhealthy", "service", h.service, "target", t.String())
+		}
+	}
+	t.SetHealthy(h.verdicts[i])
+}
+
+// Close stops the checker and waits for its goroutines. A Target no other checker probes is
+// marked healthy again. Close is idempotent.
+func (h *HealthChecker) Close() error {
+	h.cancel()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.targets != nil {
+		for _, t := range h.targets {
+			if t.checkers.Add(-1) == 0 {
+				t.SetHealthy(true)
+			}
+		}
+		h.targets = nil
+	}
+	h.tr.CloseIdleConnections()
+	return nil
+}
