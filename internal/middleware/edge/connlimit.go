@@ -1,0 +1,101 @@
+package edge
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// LimitListener wraps ln so that at most maxConns connections are open in total and at most
+// perIP from one peer address (0: unlimited). Excess connections are closed right after
+// accept, before any byte is read, so a client hoarding connections cannot hold more than its
+// share.
+func LimitListener(ln net.Listener, maxConns, perIP int, logger *slog.Logger) net.Listener {
+	if maxConns <= 0 && perIP <= 0 {
+		return ln
+	}
+	return &limitListener{Listener: ln, max: int64(maxConns), perIP: perIP, byIP: map[netip.Addr]int{}, logger: logger}
+}
+
+type limitListener struct {
+	net.Listener
+	max    int64
+	perIP  int
+	open   atomic.Int64
+	mu     sync.Mutex
+	byIP   map[netip.Addr]int
+	logger *slog.Logger
+	warned atomic.Int64
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := peerIP(c)
+		if l.admit(ip) {
+			return &limitConn{Conn: c, l: l, ip: ip}, nil
+		}
+		_ = c.Close()
+		// One line per thousand refusals keeps a flood from flooding the log too.
+		if n := l.warned.Add(1); n%1000 == 1 && l.logger != nil {
+			l.logger.Warn("security event", "event", "connection_refused", "reason", "connection limit reached", "client_ip", ip.String(), "refused_total", n)
+		}
+	}
+}
+
+func (l *limitListener) admit(ip netip.Addr) bool {
+	if l.max > 0 && l.open.Load() >= l.max {
+		return false
+	}
+	if l.perIP > 0 {
+		l.mu.Lock()
+		if l.byIP[ip] >= l.perIP {
+			l.mu.Unlock()
+			return false
+		}
+		l.byIP[ip]++
+		l.mu.Unlock()
+	}
+	l.open.Add(1)
+	return true
+}
+
+func (l *limitListener) release(ip netip.Addr) {
+	l.open.Add(-1)
+	if l.perIP > 0 {
+		l.mu.Lock()
+		if l.byIP[ip] <= 1 {
+			delete(l.byIP, ip)
+		} else {
+			l.byIP[ip]--
+		}
+		l.mu.Unlock()
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.ip) })
+	return err
+}
+
+func peerIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,339 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+// framingConn guards an HTTP/1.x connection against request smuggling. net/http resolves a
+// request carrying both Content-Length and Transfer-Encoding by dropping Content-Length
+// silently (RFC 9112 §6.1 allows that), which leaves no trace a handler could check. This
+// wrapper sees each request head before net/http does; a head with both framings (or several
+// Transfer-Encoding / Content-Length lines that disagree) is replaced by a harmless request
+// that the edge answers with 400 and "Connection: close", so the original is never parsed,
+// routed or forwarded.
+//
+// It tracks message framing the way net/http does (chunked bodies, Content-Length bodies) so
+// it only inspects heads, and it steps aside for good after an Upgrade or HTTP/2 preface.
+type framingConn struct {
+	net.Conn
+	maxHead  int
+	rejected atomic.Bool
+	reason   string
+
+	state   int
+	head    []byte // head being collected
+	out     []byte // bytes ready to hand to net/http
+	remain  int64  // body bytes left (stateBody) or chunk bytes left (stateChunkData)
+	line    []byte // current chunk-size or trailer line
+	rbuf    []byte
+	tmp     []byte
+	readErr error
+}
+
+const (
+	stateHead = iota
+	stateBody
+	stateChunkSize
+	stateChunkData
+	stateChunkDataCRLF
+	stateTrailer
+	statePass
+)
+
+// smugglingPath is the request target substituted for a refused head. Only requests whose
+// connection is marked rejected are answered as smuggling attempts; a client sending this
+// path itself just gets a 404.
+const smugglingPath = "/.gatehouse/refused-request"
+
+const refusedHost = "refused.invalid"
+
+var refusedRequest = []byte("GET " + smugglingPath + " HTTP/1.1\r\nHost: " + refusedHost + "\r\nConnection: close\r\n\r\n")
+
+type framingKey struct{}
+
+// withFraming stores the connection's guard in its context (http.Server.ConnContext).
+func withFraming(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framingConn); ok {
+		return context.WithValue(ctx, framingKey{}, fc)
+	}
+	return ctx
+}
+
+// refusedFraming reports whether r is the stand-in for a refused head (and why). Earlier
+// requests on the same connection are served normally.
+func refusedFraming(r *http.Request) (string, bool) {
+	if r.URL.Path != smugglingPath || r.Host != refusedHost {
+		return "", false
+	}
+	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
+	if fc == nil || !fc.rejected.Load() {
+		return "", false
+	}
+	return fc.reason, true
+}
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.readErr != nil {
+			return 0, c.readErr
+		}
+		switch {
+		case c.state == statePass:
+			return c.Conn.Read(p)
+		case c.state == stateBody && int64(len(p)) <= c.remain:
+			// Inside a Content-Length body: no need to look at the bytes.
+			n, err := c.Conn.Read(p)
+			c.remain -= int64(n)
+			if c.remain == 0 {
+				c.state = stateHead
+			}
+			return n, err
+		}
+		if c.rbuf == nil {
+			c.rbuf = make([]byte, 4096)
+		}
+		c.out = c.out[:0]
+		n, err := c.Conn.Read(c.rbuf)
+		c.feed(c.rbuf[:n])
+		if err != nil {
+			c.readErr = err
+			if len(c.head) > 0 && c.state == stateHead {
+				// An incomplete head at EOF: let net/http see it and complain.
+				c.out = append(c.out, c.head...)
+				c.head = nil
+			}
+		}
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// feed advances the framing state over b, moving inspected bytes to c.out.
+func (c *framingConn) feed(b []byte) {
+	for len(b) > 0 {
+		switch c.state {
+		case statePass:
+			c.out = append(c.out, b...)
+			return
+		case stateHead:
+			// Skip the empty lines a client may send between requests.
+			if len(c.head) == 0 {
+				for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+					c.out = append(c.out, b[0])
+					b = b[1:]
+				}
+				if len(b) == 0 {
+					return
+				}
+			}
+			start := len(c.head)
+			c.head = append(c.head, b...)
+			end := headEnd(c.head, start)
+			if end < 0 {
+				if len(c.head) > c.maxHead {
+					// Too big to judge: net/http refuses oversized heads itself (431).
+					c.out = append(c.out, c.head...)
+					c.head = nil
+					c.state = statePass
+				}
+				return
+			}
+			c.tmp = append(c.tmp[:0], c.head[end:]...)
+			b = c.tmp
+			c.inspect(c.head[:end])
+			c.head = c.head[:0]
+		case stateBody:
+			n := int64(len(b))
+			if n > c.remain {
+				n = c.remain
+			}
+			c.out = append(c.out, b[:n]...)
+			b = b[n:]
+			c.remain -= n
+			if c.remain == 0 {
+				c.state = stateHead
+			}
+		case stateChunkSize, stateTrailer:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				c.line = append(c.line, b...)
+				c.out = append(c.out, b...)
+				if len(c.line) > 4096 {
+					c.state = statePass // malformed; net/http will reject it
+				}
+				return
+			}
+			c.line = append(c.line, b[:i+1]...)
+			c.out = append(c.out, b[:i+1]...)
+			b = b[i+1:]
+			line := bytes.TrimRight(c.line, "\r\n")
+			c.line = c.line[:0]
+			if c.state == stateTrailer {
+				if len(line) == 0 {
+					c.state = stateHead
+				}
+				continue
+			}
+			if j := bytes.IndexByte(line, ';'); j >= 0 {
+				line = line[:j]
+			}
+			size, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
+			if err != nil || size < 0 {
+				c.state = statePass // malformed chunk: net/http rejects it and closes
+				continue
+			}
+			if size == 0 {
+				c.state = stateTrailer
+				continue
+			}
+			c.remain, c.state = size, stateChunkData
+		case stateChunkData:
+			n := int64(len(b))
+			if n > c.remain {
+				n = c.remain
+			}
+			c.out = append(c.out, b[:n]...)
+			b = b[n:]
+			c.remain -= n
+			if c.remain == 0 {
+				c.state = stateChunkDataCRLF
+			}
+		case stateChunkDataCRLF:
+			// The CRLF after chunk data is an ordinary line ending.
+			c.state = stateChunkSize
+		}
+	}
+}
+
+// headEnd returns the index just past the blank line ending a head, or -1.
+func headEnd(b []byte, from int) int {
+	if from > 3 {
+		from -= 3
+	} else {
+		from = 0
+	}
+	for i := from; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return -1
+}
+
+var errFramingClosed = errors.New("connection closed after a refused request")
+
+// inspect decides the framing of one request head and queues it (or its stand-in).
+func (c *framingConn) inspect(head []byte) {
+	lines := bytes.Split(head, []byte("\n"))
+	requestLine := bytes.TrimRight(lines[0], "\r")
+	if bytes.HasPrefix(requestLine, []byte("PRI * HTTP/2")) {
+		c.out = append(c.out, head...)
+		c.state = statePass
+		return
+	}
+	var cl []string
+	var te []string
+	upgrade := false
+	for _, l := range lines[1:] {
+		l = bytes.TrimRight(l, "\r")
+		k, v, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case asciiEqualFold(k, "content-length"):
+			cl = append(cl, string(v))
+		case asciiEqualFold(k, "transfer-encoding"):
+			te = append(te, string(v))
+		case asciiEqualFold(k, "upgrade"):
+			upgrade = true
+		}
+	}
+	switch {
+	case len(te) > 0 && len(cl) > 0:
+		c.refuse("both Content-Length and Transfer-Encoding")
+		return
+	case len(te) > 1:
+		c.refuse("several Transfer-Encoding headers")
+		return
+	}
+	c.out = append(c.out, head...)
+	switch {
+	case upgrade:
+		// After a possible protocol switch the bytes are no longer HTTP/1.
+		c.state = statePass
+	case len(te) == 1:
+		if !asciiEqualFold([]byte(te[0]), "chunked") {
+			c.state = statePass // net/http answers 501 and closes
+			return
+		}
+		c.state = stateChunkSize
+	case len(cl) > 0:
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		for _, other := range cl[1:] {
+			if other != cl[0] {
+				err = errFramingClosed
+			}
+		}
+		if err != nil || n < 0 {
+			c.state = statePass // net/http answers 400 and closes
+			return
+		}
+		if n > 0 {
+			c.remain, c.state = n, stateBody
+		}
+	}
+}
+
+func (c *framingConn) refuse(reason string) {
+	c.reason = reason
+	c.rejected.Store(true)
+	c.out = append(c.out, refusedRequest...)
+	// Nothing after a refused head is trusted: the connection ends with this request.
+	c.readErr = errFramingClosed
+	c.state = statePass
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// framingListener wraps accepted connections in framingConn.
+type framingListener struct {
+	net.Listener
+	maxHead int
+}
+
+func (l *framingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framingConn{Conn: c, maxHead: l.maxHead}, nil
+}

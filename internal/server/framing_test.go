@@ -1,0 +1,122 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// framingServer serves echo responses behind the framing guard, answering refused heads the
+// way the gateway does.
+func framingServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		ConnContext: withFraming,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if reason, ok := refusedFraming(r); ok {
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(400)
+				fmt.Fprintf(w, "refused: %s", reason)
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s body=%q", r.Method, r.URL.Path, b)
+		}),
+	}
+	go srv.Serve(&framingListener{Listener: ln, maxHead: 1 << 16})
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// exchange writes raw and reads every response until the server closes or goes quiet.
+func exchange(t *testing.T, addr, raw string, chunks ...string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, raw)
+	for _, ch := range chunks {
+		time.Sleep(10 * time.Millisecond)
+		io.WriteString(c, ch)
+	}
+	br := bufio.NewReader(c)
+	var out []string
+	for {
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return out
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out = append(out, fmt.Sprintf("%d %s", resp.StatusCode, b))
+	}
+}
+
+func TestFramingGuard(t *testing.T) {
+	addr := framingServer(t)
+	cases := []struct {
+		name   string
+		raw    string
+		chunks []string
+		want   []string
+	}{
+		{"pipelined keep-alive with bodies",
+			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloPOST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-T: 1\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n", nil,
+			[]string{`200 POST /a body="hello"`, `200 POST /b body="abcde"`, `200 GET /c body=""`}},
+		{"head split across writes", "GET /sp", []string{"lit HTTP/1.1\r\nHo", "st: x\r\n\r\n"}, []string{`200 GET /split body=""`}},
+		{"body containing a fake head",
+			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\nGET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n", nil,
+			[]string{`200 POST /a body="GET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: x\r\n\r\n"`, `200 GET /after body=""`}},
+		{"CL and TE refused",
+			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", nil,
+			[]string{"400 refused: both Content-Length and Transfer-Encoding"}},
+		{"TE and CL after a good request",
+			"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nPOST /a HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 10\r\n\r\n0\r\n\r\n", nil,
+			[]string{`200 GET /ok body=""`, "400 refused: both Content-Length and Transfer-Encoding"}},
+		{"duplicate TE refused", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", nil,
+			[]string{"400 refused: several Transfer-Encoding headers"}},
+		{"conflicting CL rejected by net/http", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", nil,
+			[]string{"400 400 Bad Request"}},
+		{"obfuscated TE rejected by net/http", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", nil,
+			[]string{"501 Unsupported transfer encoding"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := exchange(t, addr, tc.raw, tc.chunks...)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d responses %q, want %q", len(got), got, tc.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tc.want[i]) {
+					t.Errorf("response %d = %q, want prefix %q", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestFramingLargeBody(t *testing.T) {
+	addr := framingServer(t)
+	body := strings.Repeat("z", 1<<20)
+	resp, err := http.Post("http://"+addr+"/big", "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(b), "POST /big body=\"zzz") || len(b) < 1<<20 {
+		t.Fatalf("large body mangled: %d bytes", len(b))
+	}
+}
