@@ -26,6 +26,16 @@ type Config struct {
 	// RateLimits apply to every route (the global default limits), stacked with the service's
 	// and the route's own.
 	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Cache configures the response cache's storage; routes opt in with plugins.cache.
+	Cache Cache `yaml:"cache"`
+	// Admin is the admin listener: health, metrics, the admin API and the dashboard.
+	Admin Admin `yaml:"admin"`
+	// Metrics configures Prometheus metrics.
+	Metrics Metrics `yaml:"metrics"`
+	// Tracing configures OpenTelemetry tracing. Default: off.
+	Tracing Tracing `yaml:"tracing"`
+	// Logging configures the operational log.
+	Logging Logging `yaml:"logging"`
 }
 
 // Listener is one address the gateway serves HTTP on.
@@ -34,6 +44,21 @@ type Listener struct {
 	Name string `yaml:"name"`
 	// Address is host:port to listen on, e.g. ":8080" or "127.0.0.1:8080". Required, unique.
 	Address string `yaml:"address"`
+	// TLS terminates TLS on this listener; HTTP/2 is offered through ALPN.
+	TLS *ListenerTLS `yaml:"tls"`
+	// H2C accepts cleartext HTTP/2 (prior knowledge) on a listener without TLS. Default: false.
+	H2C bool `yaml:"h2c"`
+	// RedirectHTTPS answers every request on this (plain) listener with a 308 redirect to the
+	// same URL on https. Default: false.
+	RedirectHTTPS bool `yaml:"redirect_https"`
+	// HTTPSPort is the port redirects point to. Default: 443.
+	HTTPSPort int `yaml:"https_port"`
+	// MaxConns caps open client connections on this listener; excess connections are closed at
+	// once. 0 is unlimited. Default: 0.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerIP caps open connections from one client IP (the TCP peer). 0 is unlimited.
+	// Default: 0.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 }
 
 // Server holds gateway-wide settings.
@@ -64,6 +89,20 @@ type Server struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// AccessLog configures the per-request access log.
 	AccessLog AccessLog `yaml:"access_log"`
+	// MaxURIBytes caps the request target (path and query); longer gets 414. Default: 8KiB.
+	MaxURIBytes ByteSize `yaml:"max_uri_bytes"`
+	// MaxInFlight caps requests being served at once by the whole gateway; beyond it requests
+	// are shed at once with 503 "overloaded" and Retry-After, before any work is done for them.
+	// 0 is unlimited. Default: 0.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// SecurityHeaders are added to every response; routes may override them.
+	SecurityHeaders SecurityHeaders `yaml:"security_headers"`
+	// IPRules allow or deny client IPs (resolved through trusted_proxies) on every route.
+	IPRules IPRules `yaml:"ip_rules"`
+	// Geo resolves the client's country, for rules, routing and an upstream header.
+	Geo *Geo `yaml:"geo"`
+	// Bots classifies clients by their User-Agent and headers and acts on bad bots.
+	Bots *Bots `yaml:"bots"`
 }
 
 // AccessLog configures the per-request access log.
@@ -98,6 +137,9 @@ type Service struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Pool configures the keep-alive connection pool to each target.
 	Pool Pool `yaml:"pool"`
+	// TLS configures connections to https targets. Certificates are always verified unless
+	// insecure_skip_verify is set.
+	TLS *UpstreamTLS `yaml:"tls"`
 	// RateLimits apply to every route of this service, stacked with global and route limits.
 	RateLimits []RateLimit `yaml:"rate_limits"`
 	// CircuitBreaker stops calls to a failing service for a while.
@@ -106,6 +148,10 @@ type Service struct {
 	HealthCheck *HealthCheck `yaml:"health_check"`
 	// Retries configures retrying failed attempts on another target.
 	Retries *Retries `yaml:"retries"`
+	// Protocol spoken to the targets: "http1", "h2c" (cleartext HTTP/2, e.g. gRPC servers) or
+	// "h2" (HTTP/2 over TLS; https targets). Default: http1 (https targets negotiate h2 or
+	// HTTP/1.1 through ALPN).
+	Protocol string `yaml:"protocol"`
 }
 
 // Target is one upstream endpoint.
@@ -168,6 +214,14 @@ type Route struct {
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 	// Plugins are the route's policies (authentication, authorization, rate limits, ...).
 	Plugins Plugins `yaml:"plugins"`
+	// Aggregate answers the route by calling several services in parallel (or in steps) and
+	// merging their JSON responses, instead of proxying to service.
+	Aggregate *Aggregate `yaml:"aggregate"`
+	// GRPC transcodes REST/JSON requests on this route to a gRPC method of service.
+	GRPC *GRPCRoute `yaml:"grpc"`
+	// GraphQL serves a GraphQL endpoint on this route whose fields are resolved by REST calls
+	// to services, instead of proxying to service.
+	GraphQL *GraphQLRoute `yaml:"graphql"`
 }
 
 // Match is the set of conditions a request must meet; all given conditions must hold.
@@ -186,6 +240,9 @@ type Match struct {
 	Headers map[string]ValueMatch `yaml:"headers"`
 	// Query parameters that must match, with the same forms as Headers.
 	Query map[string]ValueMatch `yaml:"query"`
+	// Countries the client must be in (ISO 3166-1 alpha-2 codes, e.g. [DE, FR]); needs
+	// server.geo. Empty: any.
+	Countries []string `yaml:"countries"`
 }
 
 // HeaderOps edits headers. Removals run first, then sets, then adds.

@@ -70,6 +70,11 @@ func (c *Config) ApplyDefaults() {
 	c.defaultAuth()
 	c.defaultRateLimits()
 	c.defaultResilience()
+	c.defaultObservability()
+	c.defaultEdge()
+	c.defaultCache()
+	c.defaultAggregate()
+	c.defaultTranslate()
 }
 
 func defDur(d *Duration, v time.Duration) {
@@ -191,10 +196,18 @@ func (s *Source) Validate() Errors {
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
 		checkName(add, p+".name", r.Name, "route", routeNames, i)
-		if r.Service == "" {
-			add(p+".service", "is required")
-		} else if _, ok := svcNames[r.Service]; !ok {
-			add(p+".service", "unknown service %q", r.Service)
+		composite := r.Aggregate != nil || r.GraphQL != nil
+		switch {
+		case r.Aggregate != nil && r.GraphQL != nil:
+			add(p+".graphql", "cannot be combined with aggregate")
+		case r.Service == "" && !composite:
+			add(p+".service", "is required (or aggregate / graphql)")
+		case r.Service != "" && composite:
+			add(p+".service", "cannot be combined with aggregate or graphql (they name their services per call)")
+		case r.Service != "":
+			if _, ok := svcNames[r.Service]; !ok {
+				add(p+".service", "unknown service %q", r.Service)
+			}
 		}
 		if r.StripPrefix != "" && r.Rewrite != "" {
 			add(p+".rewrite", "cannot be combined with strip_prefix (rewrite replaces the whole path)")
@@ -224,7 +237,7 @@ func (s *Source) Validate() Errors {
 	}
 	_, rerrs := s.RouterSpecs()
 	errs = append(errs, rerrs...)
-	for _, v := range []func(add func(path, format string, args ...any)){s.validateAuth, s.validateRateLimits, s.validateResilience} {
+	for _, v := range []func(add func(path, format string, args ...any)){s.validateAuth, s.validateRateLimits, s.validateResilience, s.validateEdge, s.validateCache, s.validateAggregate, s.validateTranslate, s.validateObservability} {
 		v(add)
 	}
 	sortErrors(errs)
@@ -333,6 +346,17 @@ func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
 				}
 				*kind.out = append(*kind.out, cond)
 			}
+		}
+		if len(r.Match.Countries) > 0 && c.Server.Geo != nil {
+			// The edge sets the geo header from its own lookup (never from the client) before
+			// routing, so a country match is a header condition on it.
+			alt := make([]string, len(r.Match.Countries))
+			for j, cc := range r.Match.Countries {
+				alt[j] = regexp.QuoteMeta(cc)
+			}
+			expr := "^(" + strings.Join(alt, "|") + ")$"
+			spec.Headers = append(spec.Headers, router.Condition{Name: textproto.CanonicalMIMEHeaderKey(c.Server.Geo.UpstreamHeader),
+				Kind: router.MatchRegex, Value: expr, Regex: regexp.MustCompile(expr)})
 		}
 		specs[i] = spec
 	}

@@ -43,6 +43,11 @@ type Info struct {
 	ErrorCode string
 	// Identity is who the request was authenticated as (nil: anonymous).
 	Identity *Identity
+	// Country is the client's ISO country code from server.geo ("" when geo is off, "XX" when
+	// unknown).
+	Country string
+	// Bot names the bot rule the client matched ("" for none).
+	Bot string
 }
 
 // Identity is an authenticated caller, set by the authentication middleware and read by

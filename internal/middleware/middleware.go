@@ -2,9 +2,11 @@
 // in its own subpackage exporting New(...) (Middleware, error); the runtime builds every route's
 // chain once, at compile time, in a fixed order:
 //
-//	CORS ─► IP/geo/bot rules ─► authentication ─► authorization ─► rate limits ─► cache ─► handler
+//	IP/geo/bot rules + security headers ─► CORS ─► authentication ─► authorization
+//	  ─► rate limits ─► cache ─► handler
 //
-// so preflights never reach auth, and auth runs before anything spends upstream capacity.
+// so refused clients cost nothing, preflights never reach auth, and auth runs before anything
+// spends upstream capacity.
 package middleware
 
 import (

@@ -8,6 +8,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/middleware"
 	"github.com/gatehouse/gatehouse/internal/middleware/auth"
+	"github.com/gatehouse/gatehouse/internal/middleware/cache"
+	"github.com/gatehouse/gatehouse/internal/middleware/cors"
+	"github.com/gatehouse/gatehouse/internal/middleware/edge"
 	"github.com/gatehouse/gatehouse/internal/middleware/ratelimit"
 )
 
@@ -26,8 +29,11 @@ func (rt *Runtime) buildChain(rc *config.Route, svc *config.Service, final http.
 		name  string
 		build func() (middleware.Middleware, error)
 	}{
+		{"edge", func() (middleware.Middleware, error) { return edge.New(rt.Config, rc, md) }},
+		{"cors", func() (middleware.Middleware, error) { return cors.New(rc) }},
 		{"auth", func() (middleware.Middleware, error) { return auth.New(rt.Config, rc, md) }},
 		{"rate_limit", func() (middleware.Middleware, error) { return ratelimit.New(rt.Config, rc, svc, md) }},
+		{"cache", func() (middleware.Middleware, error) { return cache.New(rt.Config, rc, md) }},
 	}
 	ms := make([]middleware.Middleware, 0, len(steps))
 	for _, s := range steps {

@@ -35,6 +35,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// AccessLog, when non-nil, receives one record per request.
 	AccessLog *telemetry.AccessLogger
+	// Metrics, when non-nil, records request and upstream metrics (once per request, at the edge).
+	Metrics *telemetry.Metrics
+	// Tracing, when non-nil, records a server span per request.
+	Tracing *telemetry.Tracing
 }
 
 // Route is one compiled route.
@@ -59,8 +63,12 @@ type Runtime struct {
 	logger   *slog.Logger
 	access   *telemetry.AccessLogger
 	inflight atomic.Int64
-	releases []func()
-	retire   sync.Once
+	obs      observer
+	services map[string][]*upstream.Target
+	// upstreams are the compiled services by name.
+	upstreams map[string]*upstream.Service
+	releases  []func()
+	retire    sync.Once
 	// CompiledAt is when Compile finished.
 	CompiledAt time.Time
 }
@@ -114,23 +122,118 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 		targets[svc.Name] = ts
 	}
 
+	// Each service's upstream.Service: balancer plus resilience state (breakers, health
+	// checker, retry budget) shared across reloads through the registry. Services that fall back
+	// to another service are built second, once the one they refer to exists.
+	upstreams := map[string]*upstream.Service{}
+	for _, second := range []bool{false, true} {
+		for i := range cfg.Services {
+			svc := &cfg.Services[i]
+			fallback := upstream.FallbackServiceName(svc)
+			if (fallback != "") != second {
+				continue
+			}
+			sc, serr := upstream.ConfigFromService(svc)
+			if serr != nil {
+				return nil, fmt.Errorf("service %s: %w", svc.Name, serr)
+			}
+			if fallback != "" {
+				fb, ok := upstreams[fallback]
+				if !ok {
+					return nil, fmt.Errorf("service %s: fallback service %q cannot itself fall back to a service", svc.Name, fallback)
+				}
+				sc.Fallback = &upstream.Fallback{Service: fb}
+			}
+			// The service-level pool serves calls outside routes (upstream.Service.Do); routes
+			// without timeout overrides share it.
+			settings := upstream.TransportSettings{
+				Service: svc.Name, Connect: svc.Timeouts.Connect.Duration, ResponseHeader: svc.Timeouts.ResponseHeader.Duration,
+				IdleTimeout: svc.Pool.IdleTimeout.Duration, MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget, MaxPerTarget: svc.Pool.MaxPerTarget,
+			}
+			tr, release, terr := deps.Registry.Transports.Acquire(settings, func() (*http.Transport, error) {
+				return upstream.NewTransport(settings), nil
+			})
+			if terr != nil {
+				return nil, fmt.Errorf("service %s: %w", svc.Name, terr)
+			}
+			rt.releases = append(rt.releases, release)
+			sc.Targets, sc.Transport, sc.Logger = targets[svc.Name], tr, deps.Logger
+			us, release, uerr := deps.Registry.AcquireService(sc)
+			if uerr != nil {
+				return nil, fmt.Errorf("service %s: %w", svc.Name, uerr)
+			}
+			rt.releases = append(rt.releases, release)
+			upstreams[svc.Name] = us
+		}
+	}
+
+	rt.upstreams = upstreams
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		svc, ok := services[rc.Service]
-		if !ok {
-			return nil, fmt.Errorf("route %s: unknown service %q", rc.Name, rc.Service)
+		var svc *config.Service
+		if rc.Service != "" {
+			var ok bool
+			if svc, ok = services[rc.Service]; !ok {
+				return nil, fmt.Errorf("route %s: unknown service %q", rc.Name, rc.Service)
+			}
 		}
-		route, rerr := rt.compileRoute(rc, svc, targets[svc.Name], deps)
+		route, rerr := rt.compileRoute(rc, svc, deps)
 		if rerr != nil {
 			return nil, fmt.Errorf("route %s: %w", rc.Name, rerr)
 		}
 		rt.routes = append(rt.routes, route)
 	}
+	rt.services = targets
+	rt.initObserver(deps)
 	rt.CompiledAt = time.Now()
 	return rt, nil
 }
 
-func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*upstream.Target, deps Deps) (*Route, error) {
+// compileRoute builds one route: its final handler (a proxy to its service, or an aggregate,
+// GraphQL or gRPC-transcoding handler) wrapped in its middleware chain.
+func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, deps Deps) (*Route, error) {
+	var (
+		final   http.Handler
+		summary string
+		err     error
+	)
+	switch {
+	case rc.Aggregate != nil:
+		final, summary, err = rt.aggregateHandler(rc, deps)
+	case rc.GraphQL != nil:
+		final, summary, err = rt.graphqlHandler(rc, deps)
+	case rc.GRPC != nil:
+		final, summary, err = rt.grpcHandler(rc, svc, deps)
+	default:
+		final, summary, err = rt.proxyHandler(rc, svc, deps)
+	}
+	if err != nil {
+		return nil, err
+	}
+	maxBody := rt.Config.Server.MaxBodyBytes.Bytes
+	if rc.MaxBodyBytes.Set() {
+		maxBody = rc.MaxBodyBytes.Bytes
+	}
+	handler, err := rt.buildChain(rc, svc, final, deps)
+	if err != nil {
+		return nil, err
+	}
+	name := ""
+	if svc != nil {
+		name = svc.Name
+	}
+	summary += fmt.Sprintf(" max_body=%d", maxBody)
+	return &Route{Name: rc.Name, Service: name, MaxBodyBytes: maxBody, Handler: handler, summary: summary}, nil
+}
+
+// Upstream returns the compiled upstream service by name (nil if none): aggregation and
+// protocol translation call services through it, with their balancer, breaker and retries.
+func (rt *Runtime) Upstream(name string) *upstream.Service { return rt.upstreams[name] }
+
+// proxyHandler builds the reverse proxy to the route's service.
+func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps) (http.Handler, string, error) {
+	us := rt.upstreams[svc.Name]
+	ts := us.Targets()
 	to := config.EffectiveTimeouts(svc.Timeouts, rc.Timeouts)
 	settings := upstream.TransportSettings{
 		Service:          svc.Name,
@@ -144,24 +247,19 @@ func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*ups
 		return upstream.NewTransport(settings), nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	rt.releases = append(rt.releases, release)
-	bal, err := upstream.NewBalancer(svc.Balancer, ts)
-	if err != nil {
-		return nil, err
-	}
 	var hashKind, hashName string
 	if svc.HashOn != "" {
 		if hashKind, hashName, err = config.ParseHashOn(svc.HashOn); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	ph, err := proxy.New(proxy.Options{
 		Route:           rc.Name,
 		Service:         svc.Name,
-		Targets:         ts,
-		Balancer:        bal,
+		Upstream:        us,
 		HashKind:        hashKind,
 		HashName:        hashName,
 		Transport:       tr,
@@ -175,11 +273,7 @@ func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*ups
 		Logger:          rt.logger,
 	})
 	if err != nil {
-		return nil, err
-	}
-	maxBody := rt.Config.Server.MaxBodyBytes.Bytes
-	if rc.MaxBodyBytes.Set() {
-		maxBody = rc.MaxBodyBytes.Bytes
+		return nil, "", err
 	}
 	var sum strings.Builder
 	fmt.Fprintf(&sum, "service %s (%s over", svc.Name, svc.Balancer)
@@ -196,12 +290,8 @@ func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, ts []*ups
 	if rc.PreserveHost {
 		sum.WriteString(" preserve_host")
 	}
-	fmt.Fprintf(&sum, " timeouts=%v/%v/%v max_body=%d", to.Connect.Duration, to.ResponseHeader.Duration, to.Request.Duration, maxBody)
-	handler, err := rt.buildChain(rc, svc, ph, deps)
-	if err != nil {
-		return nil, err
-	}
-	return &Route{Name: rc.Name, Service: svc.Name, MaxBodyBytes: maxBody, Handler: handler, summary: sum.String()}, nil
+	fmt.Fprintf(&sum, " timeouts=%v/%v/%v", to.Connect.Duration, to.ResponseHeader.Duration, to.Request.Duration)
+	return ph, sum.String(), nil
 }
 
 func headerOps(h config.HeaderOps) proxy.HeaderOps {
