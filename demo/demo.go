@@ -4,7 +4,9 @@
 package demo
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 
 	"fmt"
@@ -18,6 +20,19 @@ import (
 
 //go:embed gatehouse.yaml
 var configYAML []byte
+
+// Demo credentials. They are public (printed in the banner, written here) and trusted only by
+// the demo config: never reuse them.
+const (
+	// JWTSecret is the HMAC secret of the demo issuer (`gatehouse token` signs with it by default).
+	JWTSecret = "gatehouse-demo-secret-do-not-use-in-production"
+	// JWTIssuer is the demo issuer's iss.
+	JWTIssuer = "gatehouse-demo"
+	// JWTAudience is the audience the demo issuer expects.
+	JWTAudience = "demo"
+	// APIKey is the demo consumer's API key; the demo config stores only its SHA-256.
+	APIKey = "demo-key-8c1f9e2a7b3d4c5e6f708192a3b4c5d6"
+)
 
 // ConfigYAML returns the embedded demo config (with ${DEMO_*} placeholders).
 func ConfigYAML() []byte { return append([]byte(nil), configYAML...) }
@@ -106,8 +121,14 @@ func (d *Demo) Addr(name string) string { return d.addrs[name] }
 // Config returns the demo config with the gateway listening on listen.
 func (d *Demo) Config(listen string) (*config.Config, error) {
 	lookup := func(name string) (string, bool) {
-		if name == "DEMO_LISTEN" {
+		switch name {
+		case "DEMO_LISTEN":
 			return listen, true
+		case "DEMO_JWT_SECRET":
+			return JWTSecret, true
+		case "DEMO_API_KEY_HASH":
+			sum := sha256.Sum256([]byte(APIKey))
+			return "sha256:" + hex.EncodeToString(sum[:]), true
 		}
 		if v, ok := d.addrs[strings.TrimPrefix(name, "DEMO_")]; ok && strings.HasPrefix(name, "DEMO_") {
 			return v, true
@@ -137,8 +158,16 @@ Try:
   curl -si %[1]s/api/v1/users/1%%2F..                    # ambiguous encoded slash: 400
   curl -si %[1]s/nope                                    # 404, JSON error with request_id
 
+Authentication (/api/v1/me needs the users:read permission):
+  curl -si %[1]s/api/v1/me                               # 401 missing_credentials
+  TOKEN=$(go run ./cmd/gatehouse token -sub 1 -perm users:read)   # a demo JWT (HS256, 1h)
+  curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/me
+  curl -si -H "Authorization: Bearer $(go run ./cmd/gatehouse token -sub 2)" %[1]s/api/v1/me   # 403 forbidden
+  curl -s -H 'X-API-Key: %[2]s' %[1]s/api/v1/me   # the demo consumer's API key
+  curl -s -H 'X-User-ID: 3' %[1]s/api/v1/users/1   # spoofed identity headers never reach a service
+
 Press Ctrl-C to stop.
-`, base)
+`, base, APIKey)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -165,10 +194,22 @@ func usersV1(instance string) http.Handler {
 		u.ID = "4"
 		writeJSON(w, 201, map[string]any{"user": u, "served_by": instance})
 	})
+	// /me answers with who the gateway says is calling: it trusts X-User-ID and X-Consumer
+	// because the gateway strips client copies and sets them after authentication.
+	mux.HandleFunc("GET /me", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]any{"user_id": r.Header.Get("X-User-ID"), "consumer": r.Header.Get("X-Consumer"), "served_by": instance}
+		for _, u := range users {
+			if u.ID == r.Header.Get("X-User-ID") {
+				out["user"] = u
+			}
+		}
+		writeJSON(w, 200, out)
+	})
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		for _, u := range users {
 			if u.ID == r.PathValue("id") {
-				writeJSON(w, 200, map[string]any{"user": u, "served_by": instance, "version": "v1", "request_id": r.Header.Get("X-Request-Id")})
+				writeJSON(w, 200, map[string]any{"user": u, "served_by": instance, "version": "v1", "request_id": r.Header.Get("X-Request-Id"),
+					"x_user_id": r.Header.Get("X-User-ID")})
 				return
 			}
 		}

@@ -3,6 +3,8 @@
 //	gatehouse run -c gatehouse.yaml        serve a config (reloads on SIGHUP and on file change)
 //	gatehouse validate -c gatehouse.yaml   check a config; prints file:line:col: field: message
 //	gatehouse demo                         serve the built-in demo config and demo services
+//	gatehouse token -sub 1 -perm users:read  print a JWT for local testing (demo issuer by default)
+//	gatehouse hash-key <key>               print the hash to store for an API key
 //	gatehouse version                      print the version
 package main
 
@@ -35,6 +37,8 @@ Usage:
   gatehouse run -c gatehouse.yaml       serve a config (reload: SIGHUP or edit the file)
   gatehouse validate -c gatehouse.yaml  check a config and print every problem
   gatehouse demo [-listen :8080]        run the built-in demo (no setup needed)
+  gatehouse token [-sub 1] [-perm p]... print a test JWT (signed for the demo issuer by default)
+  gatehouse hash-key <key>|-|-generate  print the hash to store in auth.consumers[].keys
   gatehouse version                     print the version
 
 Run "gatehouse <command> -h" for a command's flags.
@@ -58,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "token":
+		return cmdToken(args[1:], stdout, stderr)
+	case "hash-key":
+		return cmdHashKey(args[1:], os.Stdin, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 		return 0

@@ -1,0 +1,316 @@
+package auth
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// verified is what a valid token proved. It is shared by every request presenting the same
+// token while cached: read only.
+type verified struct {
+	subject     string
+	issuer      string // the issuer's config name
+	permissions []string
+	claims      map[string]any
+	exp         time.Time
+}
+
+// issuer verifies the tokens of one auth.issuers entry. It is a shared resource: its JWK Set
+// (with the background refresh) and its cache of verified tokens survive reloads that leave the
+// issuer's config unchanged.
+type issuer struct {
+	name      string
+	iss       string
+	hmac      []byte
+	static    []vkey
+	jwks      *jwksSource
+	parser    *jwt.Parser
+	permClaim []string
+	cache     *ttlCache[*verified]
+	cacheTTL  time.Duration
+	now       func() time.Time
+}
+
+// Close stops the JWK Set refresh.
+func (is *issuer) Close() error {
+	if is.jwks != nil {
+		return is.jwks.Close()
+	}
+	return nil
+}
+
+// issuerMaterial is an issuer's config with the contents of its key files, read once per compile
+// so that a changed file gives a new resource key (and so a new issuer) on reload.
+type issuerMaterial struct {
+	cfg    config.Issuer
+	cache  config.TokenCache
+	secret []byte
+	pems   [][]byte
+}
+
+func loadIssuerMaterial(cfg config.Issuer, tc config.TokenCache) (*issuerMaterial, error) {
+	m := &issuerMaterial{cfg: cfg, cache: tc, secret: []byte(cfg.HMACSecret)}
+	if cfg.HMACSecretFile != "" {
+		b, err := os.ReadFile(cfg.HMACSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: hmac_secret_file: %w", cfg.Name, err)
+		}
+		m.secret = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	for _, alg := range cfg.Algorithms {
+		if min := map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}[alg]; len(m.secret) > 0 && len(m.secret) < min {
+			return nil, fmt.Errorf("issuer %s: the HMAC secret is %d bytes; %s needs at least %d", cfg.Name, len(m.secret), alg, min)
+		}
+	}
+	for _, f := range cfg.PublicKeys {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: public_keys: %w", cfg.Name, err)
+		}
+		m.pems = append(m.pems, b)
+	}
+	return m, nil
+}
+
+// key identifies the issuer resource by a digest of everything that shapes it (the secret and
+// key files included, so the key itself reveals none of them).
+func (m *issuerMaterial) key() string {
+	h := sha256.New()
+	cfg := m.cfg
+	cfg.HMACSecret = ""
+	b, _ := json.Marshal(struct {
+		Cfg   config.Issuer
+		Cache config.TokenCache
+	}{cfg, m.cache})
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write(m.secret)
+	for _, p := range m.pems {
+		h.Write([]byte{0})
+		h.Write(p)
+	}
+	return "auth/issuer|" + m.cfg.Name + "|" + hex.EncodeToString(h.Sum(nil))
+}
+
+func newIssuer(m *issuerMaterial, logger *slog.Logger) (*issuer, error) {
+	cfg := m.cfg
+	is := &issuer{
+		name: cfg.Name, iss: cfg.Issuer,
+		permClaim: strings.Split(cfg.PermissionsClaim, "."), now: time.Now,
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithTimeFunc(func() time.Time { return is.now() }),
+		jwt.WithValidMethods(cfg.Algorithms),
+		jwt.WithLeeway(cfg.Leeway.Duration),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if len(cfg.Audiences) > 0 {
+		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
+	}
+	is.parser = jwt.NewParser(opts...)
+	if len(m.secret) > 0 {
+		is.hmac = m.secret
+	}
+	for i, p := range m.pems {
+		keys, err := parsePEMKeys(p)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: public_keys[%d]: %w", cfg.Name, i, err)
+		}
+		is.static = append(is.static, keys...)
+	}
+	if m.cache.MaxEntries != nil && m.cache.TTL.Duration > 0 {
+		is.cache = newTTLCache[*verified](*m.cache.MaxEntries)
+		is.cacheTTL = m.cache.TTL.Duration
+	}
+	if cfg.JWKSURL != "" || cfg.Discovery != "" {
+		is.jwks = newJWKSSource(jwksOptions{
+			name: cfg.Name, jwksURL: cfg.JWKSURL, discovery: cfg.Discovery,
+			timeout: cfg.FetchTimeout.Duration, refresh: cfg.JWKSRefresh.Duration,
+			minRefetch: cfg.JWKSMinRefetch.Duration, logger: logger,
+		})
+	}
+	return is, nil
+}
+
+func parsePEMKeys(data []byte) ([]vkey, error) {
+	var out []vkey
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		var k crypto.PublicKey
+		var err error
+		switch b.Type {
+		case "PUBLIC KEY":
+			k, err = x509.ParsePKIXPublicKey(b.Bytes)
+		case "RSA PUBLIC KEY":
+			k, err = x509.ParsePKCS1PublicKey(b.Bytes)
+		case "CERTIFICATE":
+			var c *x509.Certificate
+			if c, err = x509.ParseCertificate(b.Bytes); err == nil {
+				k = c.PublicKey
+			}
+		default:
+			return nil, fmt.Errorf("PEM block %q is not a public key or certificate", b.Type)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !usableKey(k) {
+			return nil, fmt.Errorf("unsupported key (want RSA of at least 2048 bits, ECDSA or Ed25519)")
+		}
+		out = append(out, vkey{key: k})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM public key found")
+	}
+	return out, nil
+}
+
+// tokenError is why a token was refused.
+type tokenError struct {
+	expired bool
+	reason  string // for the security log, never the token
+	kid     string
+	subject string // unverified, for the log only
+}
+
+func (e *tokenError) Error() string { return e.reason }
+
+// verify checks token (signature, exp, nbf, iat, iss, aud) and returns what it proves.
+func (is *issuer) verify(ctx context.Context, token string, hash cacheKey) (*verified, error) {
+	now := is.now()
+	if v, ok := is.cache.get(hash, now); ok {
+		return v, nil
+	}
+	claims := jwt.MapClaims{}
+	var kid string
+	_, err := is.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		kid, _ = t.Header["kid"].(string)
+		return is.keysFor(ctx, t.Method.Alg(), kid)
+	})
+	if err != nil {
+		te := &tokenError{kid: kid, reason: err.Error()}
+		if s, ok := claims["sub"].(string); ok {
+			te.subject = s
+		}
+		// Only an authentic token is "expired": a forged one fails on its signature first.
+		te.expired = errors.Is(err, jwt.ErrTokenExpired)
+		return nil, te
+	}
+	v := &verified{issuer: is.name, claims: claims}
+	v.subject, _ = claims["sub"].(string)
+	v.permissions = permissionsOf(claims, is.permClaim)
+	if exp, _ := claims.GetExpirationTime(); exp != nil {
+		v.exp = exp.Time
+	}
+	if is.cache != nil {
+		until := now.Add(is.cacheTTL)
+		if v.exp.Before(until) {
+			until = v.exp
+		}
+		is.cache.put(hash, v, until, now)
+	}
+	return v, nil
+}
+
+func (is *issuer) keysFor(ctx context.Context, alg, kid string) (any, error) {
+	if strings.HasPrefix(alg, "HS") {
+		if is.hmac == nil {
+			return nil, errNoKey
+		}
+		return is.hmac, nil
+	}
+	var keys []vkey
+	if is.jwks != nil {
+		keys = is.jwks.lookup(ctx, kid, alg)
+	}
+	if len(keys) == 0 {
+		keys = filterKeys(is.static, alg)
+	}
+	if len(keys) == 0 {
+		if kid != "" {
+			return nil, fmt.Errorf("unknown key ID %q", truncate(kid, 64))
+		}
+		return nil, errNoKey
+	}
+	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, len(keys))}
+	for i, k := range keys {
+		set.Keys[i] = k.key
+	}
+	return set, nil
+}
+
+// permissionsOf reads the permissions claim: an array of strings or a space-separated string,
+// at a dotted path.
+func permissionsOf(claims map[string]any, path []string) []string {
+	var v any = claims
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	switch v := v.(type) {
+	case string:
+		return strings.Fields(v)
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// peekIssuer returns the unverified "iss" of a token, used only to choose which configured
+// issuer verifies it.
+func peekIssuer(token string) string {
+	parts := strings.SplitN(token, ".", 4)
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return c.Iss
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
