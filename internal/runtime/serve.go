@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -10,16 +11,22 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/upstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // exchange is everything the edge keeps for one request, allocated once.
 type exchange struct {
 	info httpx.Info
 	sw   statusWriter
+	tel  telemetry.Request
+	span trace.Span // the server span (nil: tracing off)
 }
 
 // ServeHTTP is the edge of the gateway for one request: request ID and client IP, header size
-// guard, path normalization, routing (404/405), body limit, then the route's chain.
+// guard, path normalization, routing (404/405), body limit, then the route's chain. Metrics and
+// the server span are recorded here, once per request, not per middleware.
 func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.inflight.Add(1)
 	defer rt.inflight.Add(-1)
@@ -30,16 +37,25 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info.RequestID = httpx.RequestID(r.Header)
 	info.ClientIP, info.PeerTrusted = httpx.ClientIP(httpx.PeerAddr(r.RemoteAddr), r.Header["X-Forwarded-For"], rt.trusted)
 	ex.sw = statusWriter{ResponseWriter: w}
-	r = r.WithContext(httpx.WithInfo(r.Context(), info))
+	ctx := httpx.WithInfo(r.Context(), info)
+	var tel *telemetry.Request
+	if rt.obs.on {
+		tel = &ex.tel
+		ctx = rt.obs.start(ctx, r, ex)
+		// Deferred so that a request whose stream is aborted (ReverseProxy panics with
+		// http.ErrAbortHandler) is still counted and leaves the in-flight gauge.
+		defer rt.obs.finish(r, ex, start)
+	}
+	r = r.WithContext(ctx)
 
-	rt.serve(&ex.sw, r, info)
+	rt.serve(&ex.sw, r, info, tel)
 
 	if rt.access != nil {
 		rt.logAccess(r, info, &ex.sw, start, time.Since(start))
 	}
 }
 
-func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Info) {
+func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Info, tel *telemetry.Request) {
 	if headerBytes(r) > rt.maxHdr {
 		httpx.WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge, httpx.CodeHeadersTooLarge, "request headers are too large")
 		return
@@ -72,6 +88,9 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 	}
 	route := rt.routes[info.Match.Route]
 	info.Route, info.Service = route.Name, route.Service
+	if tel != nil {
+		rt.obs.routed(r, tel, info.Match.Route)
+	}
 
 	if r.ContentLength > route.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
@@ -174,3 +193,109 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observer holds a Runtime's instruments, bound once per route at compile time so that
+// recording a request costs no label lookup.
+type observer struct {
+	on      bool
+	metrics *telemetry.Metrics
+	tracing *telemetry.Tracing
+	routes  []*telemetry.RouteMetrics // by route index
+	noRoute *telemetry.RouteMetrics
+	paths   []string // match path of each route: the span's http.route
+	rts     []*Route
+}
+
+func (rt *Runtime) initObserver(deps Deps) {
+	o := &rt.obs
+	o.metrics, o.tracing = deps.Metrics, deps.Tracing
+	o.on = o.metrics != nil || o.tracing != nil
+	o.noRoute = o.metrics.Route(telemetry.NoRoute, telemetry.NoRoute)
+	o.routes = make([]*telemetry.RouteMetrics, len(rt.routes))
+	o.paths = make([]string, len(rt.routes))
+	o.rts = rt.routes
+	for i, r := range rt.routes {
+		o.routes[i] = o.metrics.Route(r.Name, r.Service)
+		o.paths[i] = rt.Config.Routes[i].Match.Path
+	}
+}
+
+// start begins a request's telemetry: the in-flight gauge, the server span (a child of the
+// client's traceparent, if any) and the state the proxy reports upstream attempts to.
+func (o *observer) start(ctx context.Context, r *http.Request, ex *exchange) context.Context {
+	o.metrics.RequestStarted()
+	ex.tel.Tracing = o.tracing
+	if o.tracing != nil {
+		ctx, ex.span = o.tracing.StartServer(ctx, r, ex.info.RequestID)
+	}
+	return telemetry.WithRequest(ctx, &ex.tel)
+}
+
+// routed binds the request to its route and, with tracing on, names the server span and
+// writes its context into the request's traceparent/tracestate, which the proxy copies
+// upstream: the upstream's spans become children of the gateway's.
+func (o *observer) routed(r *http.Request, tel *telemetry.Request, idx int) {
+	if o.metrics != nil {
+		tel.Route = o.routes[idx]
+	}
+	if o.tracing == nil {
+		return
+	}
+	span := trace.SpanFromContext(r.Context())
+	if span.IsRecording() {
+		span.SetName(r.Method + " " + o.paths[idx])
+		span.SetAttributes(attribute.String("http.route", o.paths[idx]),
+			attribute.String("gatehouse.route", o.rts[idx].Name), attribute.String("gatehouse.service", o.rts[idx].Service))
+	}
+	delete(r.Header, "Traceparent")
+	delete(r.Header, "Tracestate")
+	o.tracing.Inject(r.Context(), r.Header)
+}
+
+// finish records the request's metrics, the upstream attempt the proxy did not report itself,
+// and ends the server span.
+func (o *observer) finish(r *http.Request, ex *exchange, start time.Time) {
+	d := time.Since(start)
+	status := ex.sw.status
+	o.metrics.RequestDone()
+	rm := ex.tel.Route
+	if rm == nil {
+		rm = o.noRoute
+	}
+	rm.Observe(r.Method, status, d)
+	info := &ex.info
+	if ex.tel.Attempts == 0 && info.Target != "" && rm != o.noRoute {
+		// TODO(proxy): once the proxy calls telemetry.StartAttempt/EndAttempt per attempt this
+		// fallback (the last attempt only, seen from the edge) stops running by itself.
+		var err error
+		ud := info.UpstreamDuration
+		switch info.ErrorCode {
+		case httpx.CodeBadGateway, httpx.CodeGatewayTimeout, "client_closed_request":
+			err, ud = telemetry.ErrNoResponse, time.Since(info.UpstreamStart)
+		}
+		rm.UpstreamAttempt(info.Target, status, err, ud)
+	}
+	if ex.span != nil {
+		telemetry.EndServer(ex.span, status, info.ClientIP.String())
+	}
+}
+
+// Summary describes what the route does: its service, balancer and targets, path rewrite,
+// timeouts and body limit (the admin API shows it).
+func (r *Route) Summary() string { return r.summary }
+
+// Targets returns the upstream targets of a service (nil for an unknown service). They are
+// shared with the proxy: read their state, do not modify them.
+func (rt *Runtime) Targets(service string) []*upstream.Target { return rt.services[service] }
+
+// TargetStatuses lists every target of every service with its live state, for the metrics
+// target gauges.
+func (rt *Runtime) TargetStatuses() []telemetry.TargetStatus {
+	var out []telemetry.TargetStatus
+	for _, svc := range rt.Config.Services {
+		for _, t := range rt.services[svc.Name] {
+			out = append(out, telemetry.TargetStatus{Service: svc.Name, Target: t.String(), Healthy: t.Healthy(), InFlight: t.InFlight()})
+		}
+	}
+	return out
+}

@@ -17,10 +17,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/runtime"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Options configures a Server.
@@ -33,6 +35,17 @@ type Options struct {
 	AccessLogWriter io.Writer
 	// LookupEnv resolves ${NAME} references in the config. Default: os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// LogLevel, when set, is the level Logger's handler was built with; logging.level and the
+	// admin API change it. Default: a level of the server's own, filtering in front of Logger.
+	LogLevel *slog.LevelVar
+	// SpanExporter replaces the OTLP exporter when tracing is enabled (tests).
+	SpanExporter sdktrace.SpanExporter
+	// Version is shown by the admin API.
+	Version string
+	// States, Limits and Cache feed the admin API's services, rate-limit and cache endpoints.
+	States admin.StateSource
+	Limits admin.LimitInspector
+	Cache  admin.CachePurger
 }
 
 // Server is a running gateway.
@@ -49,6 +62,11 @@ type Server struct {
 	accessF   *os.File
 	access    *telemetry.AccessLogger
 	reloads   []ReloadEvent
+
+	level   *slog.LevelVar
+	metrics *telemetry.Metrics
+	tracing *telemetry.Tracing
+	admin   *adminListener
 }
 
 type listener struct {
@@ -74,20 +92,26 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		opts.LookupEnv = os.LookupEnv
 	}
 	s := &Server{opts: opts, logger: opts.Logger, registry: upstream.NewRegistry()}
+	if err := s.initObservability(cfg); err != nil {
+		return nil, err
+	}
 	if err := s.openAccessLog(cfg); err != nil {
+		_ = s.tracing.Shutdown(context.Background())
 		return nil, err
 	}
 	rt, err := runtime.Compile(cfg, s.deps())
 	if err != nil {
 		s.closeAccessLog()
+		_ = s.tracing.Shutdown(context.Background())
 		return nil, err
 	}
 	s.current.Store(rt)
+	s.metrics.SetActiveConfig(rt.CompiledAt)
 	return s, nil
 }
 
 func (s *Server) deps() runtime.Deps {
-	return runtime.Deps{Registry: s.registry, Logger: s.logger, AccessLog: s.access}
+	return runtime.Deps{Registry: s.registry, Logger: s.logger, AccessLog: s.access, Metrics: s.metrics, Tracing: s.tracing}
 }
 
 func (s *Server) openAccessLog(cfg *config.Config) error {
@@ -151,6 +175,10 @@ func (s *Server) Start() error {
 			return fmt.Errorf("listener %s: %w", lc.Name, err)
 		}
 		s.serveLocked(lc.Name, ln, cfg)
+	}
+	if err := s.startAdminLocked(cfg); err != nil {
+		s.closeListenersLocked()
+		return err
 	}
 	return nil
 }
@@ -233,6 +261,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		s.logger.Error("listener update failed", "error", err.Error())
 	}
 	old.Retire()
+	s.applyLogLevel(old.Config, cfg)
 	s.recordReloadLocked(nil)
 	s.logger.Info("config reloaded", "routes", len(cfg.Routes), "services", len(cfg.Services))
 	return nil
@@ -307,6 +336,7 @@ func (s *Server) recordReloadLocked(err error) {
 	if err != nil {
 		ev.Error = err.Error()
 	}
+	s.metrics.ConfigReload(err == nil, s.current.Load().CompiledAt)
 	s.reloads = append(s.reloads, ev)
 	if len(s.reloads) > 50 {
 		s.reloads = s.reloads[len(s.reloads)-50:]
@@ -349,6 +379,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	s.stopObservability(ctx)
 	s.current.Load().Close()
 	s.closeAccessLog()
 	return errors.Join(errs...)

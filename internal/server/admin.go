@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
+
+// adminListener is the running admin API.
+type adminListener struct {
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+}
+
+// initObservability sets up what the Runtime and the admin API share: the adjustable log
+// level, the metrics registry and the tracer. It runs once, in New; these settings apply at
+// start (logging.level also on reload).
+func (s *Server) initObservability(cfg *config.Config) error {
+	s.level = s.opts.LogLevel
+	if s.level == nil {
+		s.level = new(slog.LevelVar)
+		s.level.Set(lowestEnabled(s.opts.Logger.Handler()))
+	}
+	s.logger = slog.New(&levelHandler{level: s.level, h: s.opts.Logger.Handler()})
+	if cfg.Logging.Level != "" {
+		s.setLevel(cfg.Logging.Level)
+	}
+	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
+		s.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{GoRuntime: cfg.Metrics.GoRuntime == nil || *cfg.Metrics.GoRuntime})
+		s.metrics.SetTargetSource(func() []telemetry.TargetStatus { return s.current.Load().TargetStatuses() })
+	}
+	tc := cfg.Tracing
+	if tc.Enabled {
+		ratio := 1.0
+		if tc.SampleRatio != nil {
+			ratio = *tc.SampleRatio
+		}
+		t, err := telemetry.NewTracing(telemetry.TracingOptions{
+			Endpoint: tc.Endpoint, Headers: tc.Headers, SampleRatio: ratio, ServiceName: tc.ServiceName,
+			Timeout: tc.Timeout.Duration, Exporter: s.opts.SpanExporter,
+		})
+		if err != nil {
+			return err
+		}
+		s.tracing = t
+	}
+	return nil
+}
+
+func (s *Server) setLevel(name string) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err == nil {
+		s.level.Set(l)
+	}
+}
+
+// applyLogLevel applies logging.level when a reload changed it.
+func (s *Server) applyLogLevel(oldCfg, newCfg *config.Config) {
+	if newCfg.Logging.Level != "" && newCfg.Logging.Level != oldCfg.Logging.Level {
+		s.setLevel(newCfg.Logging.Level)
+		s.logger.Info("log level set by config", "level", newCfg.Logging.Level)
+	}
+}
+
+// LogLevel returns the operational log's level, which the admin API changes.
+func (s *Server) LogLevel() *slog.LevelVar { return s.level }
+
+// Metrics returns the metrics registry (nil when metrics.enabled is false).
+func (s *Server) Metrics() *telemetry.Metrics { return s.metrics }
+
+// AdminHandler builds the admin API over this server.
+func (s *Server) AdminHandler() (*admin.Handler, error) {
+	var reload func() error
+	if s.opts.ConfigPath != "" {
+		reload = s.ReloadFile
+	}
+	return admin.New(admin.Options{
+		Token:    s.current.Load().Config.Admin.Token,
+		Runtime:  s.Runtime,
+		Draining: s.Draining,
+		Reloads: func() []admin.Reload {
+			evs := s.Reloads()
+			out := make([]admin.Reload, len(evs))
+			for i, e := range evs {
+				out[i] = admin.Reload{Time: e.Time, OK: e.OK, Error: e.Error}
+			}
+			return out
+		},
+		Reload:    reload,
+		LookupEnv: s.opts.LookupEnv,
+		LogLevel:  s.level,
+		Metrics:   s.metrics,
+		States:    s.opts.States,
+		Limits:    s.opts.Limits,
+		Cache:     s.opts.Cache,
+		Logger:    s.logger,
+		Version:   s.opts.Version,
+	})
+}
+
+// startAdminLocked binds the admin listener of cfg, if any.
+func (s *Server) startAdminLocked(cfg *config.Config) error {
+	a := cfg.Admin
+	if a.Address == "" {
+		return nil
+	}
+	if !config.IsLoopbackAddress(a.Address) && a.Token == "" {
+		return fmt.Errorf("admin listener: %s is not a loopback address and admin.token is not set; refusing to expose the admin API without a token", a.Address)
+	}
+	h, err := s.AdminHandler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.Address)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	al := &adminListener{ln: ln, srv: srv, done: make(chan struct{})}
+	go func() {
+		defer close(al.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("admin listener stopped", "error", err.Error())
+		}
+	}()
+	s.admin = al
+	s.logger.Info("admin listening", "address", ln.Addr().String(), "token", a.Token != "")
+	return nil
+}
+
+// AdminAddr returns the bound admin address ("" without an admin listener).
+func (s *Server) AdminAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.admin == nil {
+		return ""
+	}
+	return s.admin.ln.Addr().String()
+}
+
+// stopObservability closes the admin listener (after the client listeners drained, so
+// readiness reports draining meanwhile) and flushes buffered spans.
+func (s *Server) stopObservability(ctx context.Context) {
+	s.mu.Lock()
+	al := s.admin
+	s.admin = nil
+	s.mu.Unlock()
+	if al != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		if err := al.srv.Shutdown(sctx); err != nil {
+			_ = al.srv.Close()
+		}
+		cancel()
+		<-al.done
+	}
+	if s.tracing != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := s.tracing.Shutdown(tctx); err != nil {
+			s.logger.Warn("tracing: flushing spans at shutdown failed", "error", err.Error())
+		}
+		cancel()
+	}
+}
+
+// levelHandler filters records below an adjustable level before the wrapped handler sees
+// them.
+type levelHandler struct {
+	level slog.Leveler
+	h     slog.Handler
+}
+
+func (l *levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.level.Level() && l.h.Enabled(ctx, lv)
+}
+
+func (l *levelHandler) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+
+func (l *levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &levelHandler{level: l.level, h: l.h.WithAttrs(as)}
+}
+
+func (l *levelHandler) WithGroup(name string) slog.Handler {
+	return &levelHandler{level: l.level, h: l.h.WithGroup(name)}
+}
+
+// lowestEnabled is the lowest standard level h logs: the starting point of the adjustable
+// level when the caller did not provide one.
+func lowestEnabled(h slog.Handler) slog.Level {
+	for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn} {
+		if h.Enabled(context.Background(), l) {
+			return l
+		}
+	}
+	return slog.LevelError
+}
