@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/translate/grpc/wire"
 )
 
 // Stable error codes returned to clients in the "error" field.
@@ -21,8 +23,17 @@ const (
 )
 
 // WriteError sends the gateway's JSON error body: {"error": code, "message": msg,
-// "request_id": id}. msg must be a fixed, client-safe text: never an internal error or address.
+// "request_id": id} (to a gRPC client: the matching gRPC status in a Trailers-Only response). msg must be a fixed, client-safe text: never an internal error or address.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if wire.IsGRPCRequest(r) {
+		// gRPC clients read the status from trailers; a JSON body would be a protocol error.
+		if info := InfoFrom(r.Context()); info != nil {
+			info.ErrorCode = code
+			w.Header().Set("X-Request-Id", info.RequestID)
+		}
+		wire.WriteError(w, wire.CodeFromHTTP(status), msg)
+		return
+	}
 	id := ""
 	if info := InfoFrom(r.Context()); info != nil {
 		id = info.RequestID

@@ -80,12 +80,16 @@ type TransportSettings struct {
 	IdleTimeout      time.Duration
 	MaxIdlePerTarget int
 	MaxPerTarget     int
+	// Protocol is spoken to the targets: "http1" or "" (HTTP/1.1, or HTTP/2 when an https
+	// target offers it through ALPN), "h2c" (cleartext HTTP/2 with prior knowledge, as gRPC
+	// servers expect) or "h2" (HTTP/2 over TLS only).
+	Protocol string
 }
 
 // NewTransport builds the keep-alive HTTP transport for one pool.
 func NewTransport(s TransportSettings) *http.Transport {
 	d := &net.Dialer{Timeout: s.Connect, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	t := &http.Transport{
 		Proxy:                 nil, // never honour HTTP_PROXY for upstream calls
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -99,6 +103,17 @@ func NewTransport(s TransportSettings) *http.Transport {
 		// The proxy forwards the client's Accept-Encoding untouched and must not decode bodies.
 		DisableCompression: true,
 	}
+	switch s.Protocol {
+	case "h2c":
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		t.Protocols = &p
+	case "h2":
+		var p http.Protocols
+		p.SetHTTP2(true)
+		t.Protocols = &p
+	}
+	return t
 }
 
 // Registry holds the upstream resources shared across reloads.
