@@ -57,7 +57,14 @@ func TestLoadFullConfig(t *testing.T) {
 		got, want any
 	}{
 		{"version", c.Version, 1},
-		{"listeners", len(c.Listeners), 2},
+		{"listeners", len(c.Listeners), 4},
+		{"listeners[0].max_conns_per_ip", c.Listeners[0].MaxConnsPerIP, 64},
+		{"listeners[3].tls.min_version", c.Listeners[3].TLS.MinVersion, "1.3"},
+		{"listeners[3].tls.client_auth.subject_header", *c.Listeners[3].TLS.ClientAuth.SubjectHeader, "X-Client-DN"},
+		{"server.max_in_flight", c.Server.MaxInFlight, 5000},
+		{"server.geo.allow", strings.Join(c.Server.Geo.Allow, ","), "DE,FR"},
+		{"server.bots.rules[1].action", c.Server.Bots.Rules[1].Action, "tag"},
+		{"routes[1].plugins.cors.max_age", c.Routes[1].Plugins.CORS.MaxAge.Duration, 10 * time.Minute},
 		{"listeners[1].name", c.Listeners[1].Name, "admin"},
 		{"listeners[1].address", c.Listeners[1].Address, "127.0.0.1:9090"},
 		{"trusted_proxies", strings.Join(s.TrustedProxies, ","), "10.0.0.0/8,192.168.1.7,2001:db8::/32"},

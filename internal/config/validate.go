@@ -123,7 +123,7 @@ func (s *Source) Validate() Errors {
 			add(p+".address", "is required (host:port, e.g. \":8080\")")
 		} else if _, port, err := net.SplitHostPort(l.Address); err != nil || port == "" {
 			add(p+".address", "%q is not host:port", l.Address)
-		} else if j, dup := addrs[l.Address]; dup {
+		} else if j, dup := addrs[l.Address]; dup && port != "0" {
 			add(p+".address", "%q is already used by listeners[%d]", l.Address, j)
 		} else {
 			addrs[l.Address] = i

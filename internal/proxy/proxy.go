@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/translate/grpc/wire"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
@@ -132,6 +134,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, h.o.RequestTimeout)
 		defer cancel()
 	}
+	if d, ok := wire.ParseTimeout(r.Header.Get("Grpc-Timeout")); ok && wire.IsGRPCRequest(r) {
+		// The gRPC client's deadline bounds the call here too; the server, which gets the same
+		// grpc-timeout, answers DEADLINE_EXCEEDED first thanks to the grace.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d+grpcDeadlineGrace)
+		defer cancel()
+	}
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
@@ -139,6 +148,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type hashKeyCtx struct{}
+
+// grpcDeadlineGrace lets a gRPC server report its own DEADLINE_EXCEEDED before the gateway
+// gives up on a call at the client's grpc-timeout.
+const grpcDeadlineGrace = 50 * time.Millisecond
+
+// writeError answers gRPC clients, which cannot read a JSON body, with a gRPC status in a
+// Trailers-Only response, and everyone else with the gateway's JSON error.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if wire.IsGRPCRequest(r) {
+		if info := httpx.InfoFrom(r.Context()); info != nil {
+			info.ErrorCode = code
+		}
+		wire.WriteError(w, wire.CodeFromHTTP(status), msg)
+		return
+	}
+	httpx.WriteError(w, r, status, code, msg)
+}
 
 // attempts is the ReverseProxy's RoundTripper: it hands the rewritten request to the Service's
 // attempt loop, which calls send once per attempt. ReverseProxy then streams whichever response
@@ -158,7 +184,15 @@ func (h *Handler) send(out *http.Request, t *upstream.Target) (*http.Response, e
 		info.UpstreamTarget = t
 		info.UpstreamStart = time.Now()
 	}
-	return h.o.Transport.RoundTrip(out)
+	// One client span and one attempt metric per attempt (retries included).
+	telemetry.StartAttempt(out.Context(), out.Header, t.URL.Host)
+	resp, err := h.o.Transport.RoundTrip(out)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	telemetry.EndAttempt(out.Context(), status, err)
+	return resp, err
 }
 
 func (h *Handler) hashKey(r *http.Request, info *httpx.Info) string {
@@ -391,11 +425,11 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		h.o.Logger.Debug("circuit open", "request_id", reqID, "route", h.o.Route, "service", h.o.Service)
 		secs := int64((open.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "the upstream service is unavailable; retry later")
+		writeError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "the upstream service is unavailable; retry later")
 		return
 	case errors.Is(err, upstream.ErrNoHealthyTarget):
 		h.o.Logger.Warn("no healthy target", "request_id", reqID, "route", h.o.Route, "service", h.o.Service)
-		httpx.WriteError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
+		writeError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
 		return
 	case errors.As(err, &mbe):
 		status, code, msg = http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large"
@@ -412,7 +446,7 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	h.o.Logger.Warn("upstream error", "request_id", reqID, "route", h.o.Route, "service", h.o.Service,
 		"target", targetOf(info), "status", status, "error", err.Error())
-	httpx.WriteError(w, r, status, code, msg)
+	writeError(w, r, status, code, msg)
 }
 
 func targetOf(info *httpx.Info) string {

@@ -7,11 +7,13 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/middleware/edge"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -50,6 +53,7 @@ type Route struct {
 	// Handler is the route's whole chain, ending in the proxy.
 	Handler http.Handler
 	summary string
+	cors    bool
 }
 
 // Runtime is a compiled, immutable config. It is safe for concurrent use.
@@ -65,6 +69,8 @@ type Runtime struct {
 	inflight atomic.Int64
 	obs      observer
 	services map[string][]*upstream.Target
+	// geo resolves client countries before routing (nil without server.geo).
+	geo *edge.Geo
 	// upstreams are the compiled services by name.
 	upstreams map[string]*upstream.Service
 	releases  []func()
@@ -82,9 +88,10 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 		deps.Logger = slog.Default()
 	}
 	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes)}
+	built := rt // "return nil, err" clears rt before this runs
 	defer func() {
 		if err != nil {
-			rt.releaseAll()
+			built.releaseAll()
 			rt = nil
 		}
 	}()
@@ -106,6 +113,22 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 		prefixes = append(prefixes, p)
 	}
 	rt.trusted = httpx.NewTrusted(prefixes)
+
+	if g := cfg.Server.Geo; g != nil {
+		key := "edge/geo|" + g.Database + "|" + g.Header + "|" + g.UpstreamHeader
+		if g.Database != "" {
+			// A new database file on disk is picked up by the next reload.
+			if fi, serr := os.Stat(g.Database); serr == nil {
+				key += "|" + fi.ModTime().String()
+			}
+		}
+		v, release, gerr := deps.Registry.Resources.Acquire(key, func() (io.Closer, error) { return edge.NewGeo(g) })
+		if gerr != nil {
+			return nil, fmt.Errorf("server.geo: %w", gerr)
+		}
+		rt.releases = append(rt.releases, release)
+		rt.geo = v.(*edge.Geo)
+	}
 
 	services := map[string]*config.Service{}
 	targets := map[string][]*upstream.Target{}
@@ -149,6 +172,7 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 			settings := upstream.TransportSettings{
 				Service: svc.Name, Connect: svc.Timeouts.Connect.Duration, ResponseHeader: svc.Timeouts.ResponseHeader.Duration,
 				IdleTimeout: svc.Pool.IdleTimeout.Duration, MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget, MaxPerTarget: svc.Pool.MaxPerTarget,
+				Protocol: svc.Protocol,
 			}
 			tr, release, terr := deps.Registry.Transports.Acquire(settings, func() (*http.Transport, error) {
 				return upstream.NewTransport(settings), nil
@@ -223,7 +247,7 @@ func (rt *Runtime) compileRoute(rc *config.Route, svc *config.Service, deps Deps
 		name = svc.Name
 	}
 	summary += fmt.Sprintf(" max_body=%d", maxBody)
-	return &Route{Name: rc.Name, Service: name, MaxBodyBytes: maxBody, Handler: handler, summary: summary}, nil
+	return &Route{Name: rc.Name, Service: name, MaxBodyBytes: maxBody, Handler: handler, summary: summary, cors: rc.Plugins.CORS != nil}, nil
 }
 
 // Upstream returns the compiled upstream service by name (nil if none): aggregation and
@@ -242,6 +266,7 @@ func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps
 		IdleTimeout:      svc.Pool.IdleTimeout.Duration,
 		MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget,
 		MaxPerTarget:     svc.Pool.MaxPerTarget,
+		Protocol:         svc.Protocol,
 	}
 	tr, release, err := deps.Registry.Transports.Acquire(settings, func() (*http.Transport, error) {
 		return upstream.NewTransport(settings), nil

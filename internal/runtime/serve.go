@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/middleware/cors"
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -76,15 +77,23 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 		return
 	}
 	info.Path = path
+	if rt.geo != nil {
+		// Before routing: routes may match on the country.
+		rt.geo.Resolve(r, info)
+	}
 
 	switch rt.table.Lookup(r.Host, r.Method, path, r.Header, r.URL.RawQuery, &info.Match) {
 	case router.NotFound:
 		httpx.WriteError(w, r, http.StatusNotFound, httpx.CodeNotFound, "no route matches this request")
 		return
 	case router.MethodNotAllowed:
-		w.Header().Set("Allow", info.Match.Allow())
-		httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "this method is not allowed on this path")
-		return
+		// A CORS preflight asks about another method: answer it on the route that would serve
+		// that method, if that route handles CORS.
+		if !rt.preflightRoute(r, path, info) {
+			w.Header().Set("Allow", info.Match.Allow())
+			httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "this method is not allowed on this path")
+			return
+		}
 	}
 	route := rt.routes[info.Match.Route]
 	info.Route, info.Service = route.Name, route.Service
@@ -298,4 +307,20 @@ func (rt *Runtime) TargetStatuses() []telemetry.TargetStatus {
 		}
 	}
 	return out
+}
+
+// preflightRoute re-resolves a CORS preflight with the method it asks about; it reports
+// whether that finds a route with CORS configured (whose middleware then answers it).
+func (rt *Runtime) preflightRoute(r *http.Request, path string, info *httpx.Info) bool {
+	if !cors.IsPreflight(r) {
+		return false
+	}
+	var m router.Match
+	if rt.table.Lookup(r.Host, r.Header.Get("Access-Control-Request-Method"), path, r.Header, r.URL.RawQuery, &m) != router.Found ||
+		!rt.routes[m.Route].cors {
+		return false
+	}
+	info.Match.Route, info.Match.Rest = m.Route, m.Rest
+	info.Match.Params = append(info.Match.Params[:0], m.Params...)
+	return true
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
 // adminListener is the running admin API.
@@ -36,7 +37,12 @@ func (s *Server) initObservability(cfg *config.Config) error {
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{GoRuntime: cfg.Metrics.GoRuntime == nil || *cfg.Metrics.GoRuntime})
-		s.metrics.SetTargetSource(func() []telemetry.TargetStatus { return s.current.Load().TargetStatuses() })
+		s.metrics.SetTargetSource(func() []telemetry.TargetStatus {
+			// Scrape time is also when breaker gauges are refreshed (they may lag one scrape:
+			// collectors run concurrently).
+			s.refreshBreakerGauges()
+			return s.current.Load().TargetStatuses()
+		})
 	}
 	tc := cfg.Tracing
 	if tc.Enabled {
@@ -99,7 +105,7 @@ func (s *Server) AdminHandler() (*admin.Handler, error) {
 		LookupEnv: s.opts.LookupEnv,
 		LogLevel:  s.level,
 		Metrics:   s.metrics,
-		States:    s.opts.States,
+		States:    s.stateSource(),
 		Limits:    s.opts.Limits,
 		Cache:     s.opts.Cache,
 		Logger:    s.logger,
@@ -209,4 +215,58 @@ func lowestEnabled(h slog.Handler) slog.Level {
 		}
 	}
 	return slog.LevelError
+}
+
+// stateSource is Options.States, or the upstream registry's breaker and health state.
+func (s *Server) stateSource() admin.StateSource {
+	if s.opts.States != nil {
+		return s.opts.States
+	}
+	return registryStates{s.registry}
+}
+
+// registryStates adapts the upstream registry's snapshot to the admin API.
+type registryStates struct{ r *upstream.Registry }
+
+func (rs registryStates) Services() []admin.ServiceState {
+	snap := rs.r.Snapshot()
+	out := make([]admin.ServiceState, 0, len(snap))
+	for _, svc := range snap {
+		st := admin.ServiceState{Name: svc.Name, Breaker: string(svc.Breaker)}
+		for _, t := range svc.Targets {
+			ts := admin.TargetState{URL: t.URL, Breaker: string(t.Breaker)}
+			switch {
+			case !t.EjectedUntil.IsZero() && time.Now().Before(t.EjectedUntil):
+				ts.Detail = "ejected by passive health checking until " + t.EjectedUntil.Format(time.RFC3339)
+			case !t.ActiveHealthy:
+				ts.Detail = "failing its active health check"
+			}
+			st.Targets = append(st.Targets, ts)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (s *Server) refreshBreakerGauges() {
+	for _, svc := range s.registry.Snapshot() {
+		if svc.Breaker != "" {
+			s.metrics.SetBreakerState(svc.Name, "", breakerGauge(svc.Breaker))
+		}
+		for _, t := range svc.Targets {
+			if t.Breaker != "" {
+				s.metrics.SetBreakerState(svc.Name, t.URL, breakerGauge(t.Breaker))
+			}
+		}
+	}
+}
+
+func breakerGauge(b upstream.BreakerState) telemetry.BreakerState {
+	switch b {
+	case upstream.BreakerOpen:
+		return telemetry.BreakerOpen
+	case upstream.BreakerHalfOpen:
+		return telemetry.BreakerHalfOpen
+	}
+	return telemetry.BreakerClosed
 }

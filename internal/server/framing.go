@@ -81,7 +81,13 @@ func refusedFraming(r *http.Request) (string, bool) {
 func (c *framingConn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		if c.readErr != nil {
-			return 0, c.readErr
+			// Deadline errors are transient (net/http interrupts its background read with
+			// one); only the end of a refused connection is final.
+			err := c.readErr
+			if err != errFramingClosed {
+				c.readErr = nil
+			}
+			return 0, err
 		}
 		switch {
 		case c.state == statePass:
@@ -101,12 +107,13 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		c.out = c.out[:0]
 		n, err := c.Conn.Read(c.rbuf)
 		c.feed(c.rbuf[:n])
-		if err != nil {
+		if err != nil && c.readErr != errFramingClosed {
 			c.readErr = err
-			if len(c.head) > 0 && c.state == stateHead {
+			var ne net.Error
+			if len(c.head) > 0 && c.state == stateHead && !(errors.As(err, &ne) && ne.Timeout()) {
 				// An incomplete head at EOF: let net/http see it and complain.
 				c.out = append(c.out, c.head...)
-				c.head = nil
+				c.head = c.head[:0]
 			}
 		}
 	}

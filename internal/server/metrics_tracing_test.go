@@ -41,6 +41,24 @@ func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, n int) tracetest.S
 	}
 }
 
+// serverAndClient picks the server span and the client (upstream attempt) span.
+func serverAndClient(t *testing.T, spans tracetest.SpanStubs) (server, client tracetest.SpanStub) {
+	t.Helper()
+	var ns, nc int
+	for _, sp := range spans {
+		switch sp.SpanKind {
+		case trace.SpanKindServer:
+			server, ns = sp, ns+1
+		case trace.SpanKindClient:
+			client, nc = sp, nc+1
+		}
+	}
+	if ns != 1 || nc != 1 {
+		t.Fatalf("want one server and one client span, got %d and %d", ns, nc)
+	}
+	return server, client
+}
+
 // parseTraceparent splits a W3C traceparent into trace ID, parent span ID and flags.
 func parseTraceparent(t *testing.T, v string) (traceID, spanID, flags string) {
 	t.Helper()
@@ -70,8 +88,12 @@ func TestTracingServerSpanIsParentOfUpstream(t *testing.T) {
 		t.Errorf("tracestate %q not propagated", up.Get("Tracestate"))
 	}
 
-	spans := waitSpans(t, exp, 1)
-	s := spans[0]
+	// Two spans: the server span, and the client span of the upstream attempt (ended first).
+	spans := waitSpans(t, exp, 2)
+	s, c := serverAndClient(t, spans)
+	if c.Parent.SpanID() != s.SpanContext.SpanID() || c.SpanContext.TraceID() != s.SpanContext.TraceID() {
+		t.Errorf("client span parent %s, want the server span %s", c.Parent.SpanID(), s.SpanContext.SpanID())
+	}
 	if s.SpanKind != trace.SpanKindServer || s.Name != "GET /users/{id}" {
 		t.Errorf("span kind %v name %q, want server \"GET /users/{id}\"", s.SpanKind, s.Name)
 	}
@@ -79,8 +101,8 @@ func TestTracingServerSpanIsParentOfUpstream(t *testing.T) {
 	if s.SpanContext.TraceID().String() != clientTrace || s.Parent.SpanID().String() != clientSpan || !s.Parent.IsRemote() {
 		t.Errorf("server span trace %s parent %s, want child of %s/%s", s.SpanContext.TraceID(), s.Parent.SpanID(), clientTrace, clientSpan)
 	}
-	if traceID != clientTrace || parentID != s.SpanContext.SpanID().String() || flags != "01" {
-		t.Errorf("upstream traceparent %s/%s/%s, want %s/%s/01", traceID, parentID, flags, clientTrace, s.SpanContext.SpanID())
+	if traceID != clientTrace || parentID != c.SpanContext.SpanID().String() || flags != "01" {
+		t.Errorf("upstream traceparent %s/%s/%s, want %s/%s/01 (the client span)", traceID, parentID, flags, clientTrace, c.SpanContext.SpanID())
 	}
 	attrs := map[string]string{}
 	for _, a := range s.Attributes {
@@ -97,9 +119,9 @@ func TestTracingServerSpanIsParentOfUpstream(t *testing.T) {
 	exp.Reset()
 	_, body = g.get(t, "/users/7")
 	traceID, parentID, _ = parseTraceparent(t, http.Header(decodeEcho(t, body).Header).Get("Traceparent"))
-	s = waitSpans(t, exp, 1)[0]
-	if s.Parent.IsValid() || traceID != s.SpanContext.TraceID().String() || parentID != s.SpanContext.SpanID().String() {
-		t.Errorf("root span: parent %v; upstream traceparent %s/%s, span %s/%s", s.Parent, traceID, parentID, s.SpanContext.TraceID(), s.SpanContext.SpanID())
+	s, c = serverAndClient(t, waitSpans(t, exp, 2))
+	if s.Parent.IsValid() || traceID != s.SpanContext.TraceID().String() || parentID != c.SpanContext.SpanID().String() {
+		t.Errorf("root span: parent %v; upstream traceparent %s/%s, client span %s/%s", s.Parent, traceID, parentID, c.SpanContext.TraceID(), c.SpanContext.SpanID())
 	}
 
 	// A 404 is traced too, and marked by status, not as an error.

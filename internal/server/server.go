@@ -5,24 +5,34 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/middleware/cache"
+	"github.com/gatehouse/gatehouse/internal/middleware/edge"
 	"github.com/gatehouse/gatehouse/internal/runtime"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"golang.org/x/sys/unix"
 )
 
 // Options configures a Server.
@@ -63,6 +73,11 @@ type Server struct {
 	access    *telemetry.AccessLogger
 	reloads   []ReloadEvent
 
+	releaseHub func()
+	// guard sheds load and refuses long URIs in front of every runtime; its in-flight count
+	// spans reloads.
+	guard edge.Guard
+
 	level   *slog.LevelVar
 	metrics *telemetry.Metrics
 	tracing *telemetry.Tracing
@@ -70,10 +85,12 @@ type Server struct {
 }
 
 type listener struct {
-	name string
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	name    string
+	cfg     config.Listener
+	ln      net.Listener
+	srv     *http.Server
+	done    chan struct{}
+	closers []io.Closer // TLS certificate watchers
 }
 
 // ReloadEvent records one reload attempt.
@@ -92,6 +109,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		opts.LookupEnv = os.LookupEnv
 	}
 	s := &Server{opts: opts, logger: opts.Logger, registry: upstream.NewRegistry()}
+	if s.opts.Cache == nil {
+		// The admin API purges every route's cache through the process's cache hub.
+		hub, release, err := cache.AcquireHub(s.registry.Resources)
+		if err != nil {
+			return nil, err
+		}
+		s.opts.Cache, s.releaseHub = hub, release
+	}
 	if err := s.initObservability(cfg); err != nil {
 		return nil, err
 	}
@@ -107,6 +132,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s.current.Store(rt)
 	s.metrics.SetActiveConfig(rt.CompiledAt)
+	s.guard.Logger = s.logger
+	s.guard.Configure(cfg.Server.MaxInFlight, cfg.Server.MaxURIBytes.Bytes)
 	return s, nil
 }
 
@@ -169,12 +196,10 @@ func (s *Server) Start() error {
 	defer s.mu.Unlock()
 	cfg := s.current.Load().Config
 	for _, lc := range cfg.Listeners {
-		ln, err := net.Listen("tcp", lc.Address)
-		if err != nil {
+		if err := s.listenLocked(lc, cfg); err != nil {
 			s.closeListenersLocked()
-			return fmt.Errorf("listener %s: %w", lc.Name, err)
+			return err
 		}
-		s.serveLocked(lc.Name, ln, cfg)
 	}
 	if err := s.startAdminLocked(cfg); err != nil {
 		s.closeListenersLocked()
@@ -183,10 +208,20 @@ func (s *Server) Start() error {
 	return nil
 }
 
-func (s *Server) serveLocked(name string, ln net.Listener, cfg *config.Config) {
+// listenLocked binds lc and serves it in the background. SO_REUSEPORT lets a reload bind a
+// changed listener's address before the old socket closes, so no connection is refused.
+func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
+	lcfg := net.ListenConfig{Control: reusePort}
+	ln, err := lcfg.Listen(context.Background(), "tcp", lc.Address)
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	l := &listener{name: lc.Name, cfg: lc, done: make(chan struct{})}
+	// Connection caps first, so a refused connection costs nothing more.
+	ln = edge.LimitListener(ln, lc.MaxConns, lc.MaxConnsPerIP, s.logger)
 	sc := cfg.Server
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           s.listenerHandler(lc, cfg),
 		ReadHeaderTimeout: sc.ReadHeaderTimeout.Duration,
 		ReadTimeout:       sc.ReadTimeout.Duration,
 		WriteTimeout:      sc.WriteTimeout.Duration,
@@ -194,23 +229,127 @@ func (s *Server) serveLocked(name string, ln net.Listener, cfg *config.Config) {
 		// The handler answers oversized heads with a JSON 431; this hard cap is the backstop.
 		MaxHeaderBytes: int(sc.MaxHeaderBytes.Bytes)*2 + 4096,
 		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		ConnContext:    withFraming,
 	}
-	l := &listener{name: name, ln: ln, srv: srv, done: make(chan struct{})}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	if lc.TLS != nil {
+		mgr, err := tlsconf.New(*lc.TLS, s.logger)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listener %s: %w", lc.Name, err)
+		}
+		l.closers = append(l.closers, mgr)
+		protocols.SetHTTP2(true)
+		srv.TLSConfig = mgr.TLSConfig()
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	} else {
+		// Plain HTTP/1: every request head is checked for ambiguous framing before net/http
+		// parses it (net/http would silently prefer Transfer-Encoding).
+		ln = &framingListener{Listener: ln, maxHead: int(sc.MaxHeaderBytes.Bytes)*2 + 4096}
+		protocols.SetUnencryptedHTTP2(lc.H2C)
+	}
+	srv.Protocols = &protocols
+	l.ln, l.srv = ln, srv
 	s.listeners = append(s.listeners, l)
 	go func() {
 		defer close(l.done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Error("listener stopped", "listener", name, "error", err.Error())
+			s.logger.Error("listener stopped", "listener", lc.Name, "error", err.Error())
 		}
 	}()
-	s.logger.Info("listening", "listener", name, "address", ln.Addr().String())
+	s.logger.Info("listening", "listener", lc.Name, "address", ln.Addr().String(), "tls", lc.TLS != nil, "h2c", lc.H2C)
+	return nil
+}
+
+// listenerHandler is what one listener serves: refusals of smuggling attempts, the HTTPS
+// redirect, the verified client-certificate subject, then the guard and the current runtime.
+func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Handler {
+	// Subject headers of every mTLS listener are stripped on all listeners: a client must not
+	// be able to claim a certificate identity by sending the header through another door.
+	var strip []string
+	for _, other := range cfg.Listeners {
+		if other.TLS != nil && other.TLS.ClientAuth != nil && *other.TLS.ClientAuth.SubjectHeader != "" {
+			strip = append(strip, textproto.CanonicalMIMEHeaderKey(*other.TLS.ClientAuth.SubjectHeader))
+		}
+	}
+	subject := ""
+	if lc.TLS != nil && lc.TLS.ClientAuth != nil && *lc.TLS.ClientAuth.SubjectHeader != "" {
+		subject = textproto.CanonicalMIMEHeaderKey(*lc.TLS.ClientAuth.SubjectHeader)
+	}
+	next := s.guard.Wrap(s)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason, ok := refusedFraming(r); ok {
+			s.refuseSmuggling(w, r, reason)
+			return
+		}
+		if lc.RedirectHTTPS {
+			redirectHTTPS(w, r, lc.HTTPSPort)
+			return
+		}
+		for _, h := range strip {
+			delete(r.Header, h)
+		}
+		if subject != "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			r.Header[subject] = []string{r.TLS.PeerCertificates[0].Subject.String()}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) refuseSmuggling(w http.ResponseWriter, r *http.Request, reason string) {
+	id := httpx.RequestID(nil)
+	info := &httpx.Info{RequestID: id}
+	r = r.WithContext(httpx.WithInfo(r.Context(), info))
+	s.logger.Warn("security event", "event", "request_smuggling", "reason", reason,
+		"request_id", id, "client_ip", httpx.PeerAddr(r.RemoteAddr).String())
+	w.Header().Set("Connection", "close")
+	httpx.WriteError(w, r, http.StatusBadRequest, "request_smuggling", "the request's framing is ambiguous ("+reason+")")
+}
+
+// redirectHTTPS answers with a permanent redirect to the same URL over https.
+func redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6 literal
+	}
+	if port != 443 {
+		host += ":" + strconv.Itoa(port)
+	}
+	uri := r.RequestURI
+	if !strings.HasPrefix(uri, "/") {
+		uri = "/"
+	}
+	http.Redirect(w, r, "https://"+host+uri, http.StatusPermanentRedirect)
+}
+
+// reusePort sets SO_REUSEPORT so a changed listener can be rebound before its old socket closes.
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 func (s *Server) closeListenersLocked() {
 	for _, l := range s.listeners {
 		_ = l.srv.Close()
+		l.closeResources()
 	}
 	s.listeners = nil
+}
+
+func (l *listener) closeResources() {
+	for _, c := range l.closers {
+		_ = c.Close()
+	}
 }
 
 // Addrs returns the bound listener addresses by listener name (useful with ":0").
@@ -257,6 +396,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	old := s.current.Swap(rt)
+	s.guard.Configure(cfg.Server.MaxInFlight, cfg.Server.MaxURIBytes.Bytes)
 	if err := s.reconcileListenersLocked(old.Config, cfg); err != nil {
 		s.logger.Error("listener update failed", "error", err.Error())
 	}
@@ -276,53 +416,45 @@ func (s *Server) reconcileListenersLocked(oldCfg, newCfg *config.Config) error {
 	if !reflect.DeepEqual(connSettings(oldCfg.Server), connSettings(newCfg.Server)) {
 		s.logger.Warn("server connection settings changed; they apply to listeners started from now on (restart to apply to existing ones)")
 	}
-	want := map[string]string{}
+	want := map[string]config.Listener{}
 	for _, l := range newCfg.Listeners {
-		want[l.Address] = l.Name
+		want[l.Address] = l
 	}
-	var keep []*listener
+	var keep, drop []*listener
 	have := map[string]bool{}
-	var errs []error
 	for _, l := range s.listeners {
-		addr := addressOf(oldCfg, l.name)
-		if _, ok := want[addr]; ok {
+		if lc, ok := want[l.cfg.Address]; ok && reflect.DeepEqual(lc, l.cfg) {
 			keep = append(keep, l)
-			have[addr] = true
+			have[l.cfg.Address] = true
 			continue
 		}
-		go func(l *listener) {
-			ctx, cancel := context.WithTimeout(context.Background(), newCfg.Server.ShutdownTimeout.Duration)
-			defer cancel()
-			_ = l.srv.Shutdown(ctx)
-		}(l)
-		s.logger.Info("listener removed", "listener", l.name)
+		drop = append(drop, l)
 	}
 	s.listeners = keep
+	var errs []error
+	// Bind new and changed listeners before draining the old ones (SO_REUSEPORT).
 	for _, lc := range newCfg.Listeners {
 		if have[lc.Address] {
 			continue
 		}
-		ln, err := net.Listen("tcp", lc.Address)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("listener %s: %w", lc.Name, err))
-			continue
+		if err := s.listenLocked(lc, newCfg); err != nil {
+			errs = append(errs, err)
 		}
-		s.serveLocked(lc.Name, ln, newCfg)
+	}
+	for _, l := range drop {
+		go func(l *listener) {
+			ctx, cancel := context.WithTimeout(context.Background(), newCfg.Server.ShutdownTimeout.Duration)
+			defer cancel()
+			_ = l.srv.Shutdown(ctx)
+			l.closeResources()
+		}(l)
+		s.logger.Info("listener drained after a config change", "listener", l.name)
 	}
 	return errors.Join(errs...)
 }
 
 func connSettings(sc config.Server) []any {
 	return []any{sc.ReadHeaderTimeout, sc.ReadTimeout, sc.WriteTimeout, sc.IdleTimeout, sc.MaxHeaderBytes}
-}
-
-func addressOf(cfg *config.Config, name string) string {
-	for _, l := range cfg.Listeners {
-		if l.Name == name {
-			return l.Address
-		}
-	}
-	return ""
 }
 
 func (s *Server) recordReload(err error) {
@@ -376,11 +508,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				_ = l.srv.Close()
 			}
 			<-l.done
+			l.closeResources()
 		}()
 	}
 	wg.Wait()
 	s.stopObservability(ctx)
 	s.current.Load().Close()
+	if s.releaseHub != nil {
+		s.releaseHub()
+	}
 	s.closeAccessLog()
 	return errors.Join(errs...)
 }

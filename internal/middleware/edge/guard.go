@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 
@@ -10,6 +11,8 @@ import (
 // Guard sheds load and refuses oversized request targets before any other work is done. One
 // Guard lives as long as the server, so its in-flight count spans reloads.
 type Guard struct {
+	// Logger receives a security event for the first shed request and every 1000th after.
+	Logger      *slog.Logger
 	maxInFlight atomic.Int64
 	maxURI      atomic.Int64
 	inflight    atomic.Int64
@@ -32,15 +35,23 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		n := g.inflight.Add(1)
 		defer g.inflight.Add(-1)
 		if max := g.maxInFlight.Load(); max > 0 && n > max {
-			g.shed.Add(1)
+			if shed := g.shed.Add(1); shed%1000 == 1 && g.Logger != nil {
+				g.Logger.Warn("security event", "event", "load_shed", "reason", "max_in_flight reached",
+					"in_flight", n, "shed_total", shed)
+			}
 			w.Header().Set("Retry-After", "1")
-			httpx.WriteError(w, r, http.StatusServiceUnavailable, "overloaded", "the gateway is at capacity; retry shortly")
+			httpx.WriteError(w, withID(r), http.StatusServiceUnavailable, "overloaded", "the gateway is at capacity; retry shortly")
 			return
 		}
 		if max := g.maxURI.Load(); max > 0 && int64(len(r.RequestURI)) > max {
-			httpx.WriteError(w, r, http.StatusRequestURITooLong, "uri_too_long", "the request URI is too long")
+			httpx.WriteError(w, withID(r), http.StatusRequestURITooLong, "uri_too_long", "the request URI is too long")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// withID gives a request refused before the runtime edge its correlation ID.
+func withID(r *http.Request) *http.Request {
+	return r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{RequestID: httpx.RequestID(r.Header)}))
 }
