@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/provider"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -55,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// Request IDs are generated per request: draw their randomness from a pool, not a syscall each.
 	uuid.EnableRandPool()
+	// go-redis prints every failed dial of an outage to stderr; the stores already log outages
+	// (rate-limited) with context, so its own lines go to debug.
+	redis.SetLogger(redisLogger{})
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
@@ -78,12 +82,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// newLogger builds the process logger (JSON on w) with an adjustable level, which also
+// becomes slog's default so libraries' debug lines end up in the same stream.
+func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("invalid log level %q (debug, info, warn, error)", level)
+		return nil, nil, fmt.Errorf("invalid log level %q (debug, info, warn, error)", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
+	slog.SetDefault(logger)
+	return logger, lv, nil
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
@@ -115,7 +125,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	logger, err := newLogger(stderr, *level)
+	logger, levelVar, err := newLogger(stderr, *level)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -125,7 +135,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	srv, err := server.New(cfg, server.Options{ConfigPath: *path, Logger: logger})
+	srv, err := server.New(cfg, server.Options{ConfigPath: *path, Logger: logger, LogLevel: levelVar, Version: version})
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
@@ -181,11 +191,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
+	bffListen := fs.String("bff-listen", "127.0.0.1:8090", "address of the Backends-for-Frontends demo gateway (\"off\" to skip it)")
+	bffMobile := fs.String("bff-mobile", "127.0.0.1:8091", "the BFF demo's mobile-only listener")
+	bffWeb := fs.String("bff-web", "127.0.0.1:8092", "the BFF demo's web-only listener")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	logger, err := newLogger(stderr, *level)
+	logger, levelVar, err := newLogger(stderr, *level)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -201,12 +214,47 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gatehouse demo:", err)
 		return 1
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger})
+	srv, err := server.New(cfg, server.Options{Logger: logger, LogLevel: levelVar, Version: version})
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse demo:", err)
 		return 1
 	}
+
+	// The BFF demo (aggregation, per-client shaping) is a second gateway from its own embedded
+	// config: it shows the "one gateway per client type" pattern with its mobile/web listeners.
+	var bffSrv *server.Server
+	if *bffListen != "off" {
+		b, err := demo.StartBFF()
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse demo:", err)
+			return 1
+		}
+		defer b.Close()
+		bcfg, err := b.Config(*bffListen, *bffMobile, *bffWeb)
+		if err == nil {
+			bffSrv, err = server.New(bcfg, server.Options{Logger: logger.With("gateway", "bff")})
+		}
+		if err == nil {
+			err = bffSrv.Start()
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse demo (BFF):", err)
+			return 1
+		}
+		defer func() { _ = bffSrv.Shutdown(context.Background()) }()
+	}
 	return serve(srv, logger, "", false, func() {
 		fmt.Fprint(stdout, d.Banner(srv.Addrs()["public"]))
+		if bffSrv != nil {
+			a := bffSrv.Addrs()
+			fmt.Fprint(stdout, demo.BFFBanner(a["public"], a["mobile"], a["web"]))
+		}
 	})
+}
+
+// redisLogger sends go-redis's internal messages to slog at debug level.
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

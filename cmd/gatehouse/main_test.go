@@ -280,8 +280,9 @@ func TestRunReloadAndGracefulStop(t *testing.T) {
 // TestDemo runs `gatehouse demo` as a newcomer would and follows the printed curl commands.
 func TestDemo(t *testing.T) {
 	addr := freeAddr(t)
-	p := start(t, "demo", "-listen", addr)
-	waitFor(t, "demo banner", 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Press Ctrl-C") })
+	bff, bffMobile, bffWeb := freeAddr(t), freeAddr(t), freeAddr(t)
+	p := start(t, "demo", "-listen", addr, "-bff-listen", bff, "-bff-mobile", bffMobile, "-bff-web", bffWeb)
+	waitFor(t, "demo banner", 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Backends for Frontends") })
 	out := p.stdout.String()
 	for _, want := range []string{"http://" + addr + "/api/v1/users/1", "Accept-Version: v2", "round robin"} {
 		if !strings.Contains(out, want) {
@@ -326,6 +327,31 @@ func TestDemo(t *testing.T) {
 	}
 	if m := get("/nope"); m["_status"] != 404 || m["error"] != "not_found" {
 		t.Errorf("404: %v", m)
+	}
+	// The BFF gateway: the same product page shaped for web and for mobile.
+	getAt := func(base, path string, hdr ...string) map[string]any {
+		req, _ := http.NewRequest("GET", "http://"+base+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return m
+	}
+	web := getAt(bff, "/bff/products/p1")
+	mobile := getAt(bff, "/bff/products/p1", "X-Client-Type", "mobile")
+	if len(mobile) == 0 || len(web) <= len(mobile) {
+		t.Errorf("BFF shaping: web %v, mobile %v (mobile should be smaller)", web, mobile)
+	}
+	if m := getAt(bffMobile, "/bff/products/p1"); len(m) != len(mobile) {
+		t.Errorf("the mobile listener should serve the mobile shape: %v", m)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(t, 10*time.Second); code != 0 {
