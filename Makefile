@@ -1,6 +1,6 @@
 # Gatehouse developer tasks. `make test` is what CI runs (.ci/run).
 GO ?= go
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 
 .PHONY: test unit fuzz vet build bench generate
 
@@ -13,11 +13,24 @@ vet:
 unit:
 	$(GO) test -race -count=1 ./...
 
-# A short run of every fuzz target (the corpus in testdata/fuzz is replayed by `unit` too).
+# A short run of every fuzz target (their seed corpora also run in `unit`). FUZZTIME=1m for a
+# longer local run.
+FUZZ_TARGETS = \
+	FuzzNormalizePath:./internal/router/ \
+	FuzzLookup:./internal/router/ \
+	FuzzLoad:./internal/config/ \
+	FuzzVerify:./internal/middleware/auth/ \
+	FuzzPathTemplate:./internal/translate/grpc/ \
+	FuzzDecodeEntry:./internal/store/ \
+	FuzzShape:./internal/aggregate/shape/ \
+	FuzzParse:./internal/aggregate/tmpl/
+
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzNormalizePath$$' -fuzztime=$(FUZZTIME) ./internal/router/
-	$(GO) test -run='^$$' -fuzz='^FuzzLookup$$' -fuzztime=$(FUZZTIME) ./internal/router/
-	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./internal/config/
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/gatehouse ./cmd/gatehouse
