@@ -118,12 +118,15 @@ func (d *Demo) Close() {
 // Addr returns the address of a demo service by its placeholder name (e.g. "USERS_1").
 func (d *Demo) Addr(name string) string { return d.addrs[name] }
 
-// Config returns the demo config with the gateway listening on listen.
-func (d *Demo) Config(listen string) (*config.Config, error) {
+// Config returns the demo config with the gateway listening on listen and the admin API
+// (dashboard, metrics) on admin ("" for none).
+func (d *Demo) Config(listen, admin string) (*config.Config, error) {
 	lookup := func(name string) (string, bool) {
 		switch name {
 		case "DEMO_LISTEN":
 			return listen, true
+		case "DEMO_ADMIN":
+			return admin, true
 		case "DEMO_JWT_SECRET":
 			return JWTSecret, true
 		case "DEMO_API_KEY_HASH":

@@ -191,6 +191,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
+	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin API and dashboard address (\"off\" for none)")
 	bffListen := fs.String("bff-listen", "127.0.0.1:8090", "address of the Backends-for-Frontends demo gateway (\"off\" to skip it)")
 	bffMobile := fs.String("bff-mobile", "127.0.0.1:8091", "the BFF demo's mobile-only listener")
 	bffWeb := fs.String("bff-web", "127.0.0.1:8092", "the BFF demo's web-only listener")
@@ -209,7 +210,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer d.Close()
-	cfg, err := d.Config(*listen)
+	if *adminAddr == "off" {
+		*adminAddr = ""
+	}
+	cfg, err := d.Config(*listen, *adminAddr)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse demo:", err)
 		return 1
@@ -245,6 +249,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	return serve(srv, logger, "", false, func() {
 		fmt.Fprint(stdout, d.Banner(srv.Addrs()["public"]))
+		if *adminAddr != "" {
+			fmt.Fprintf(stdout, "\nDashboard: http://%s/   Prometheus metrics: http://%s/metrics   Admin API: http://%s/api/v1/\n", *adminAddr, *adminAddr, *adminAddr)
+		}
 		if bffSrv != nil {
 			a := bffSrv.Addrs()
 			fmt.Fprint(stdout, demo.BFFBanner(a["public"], a["mobile"], a["web"]))

@@ -281,7 +281,8 @@ func TestRunReloadAndGracefulStop(t *testing.T) {
 func TestDemo(t *testing.T) {
 	addr := freeAddr(t)
 	bff, bffMobile, bffWeb := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := start(t, "demo", "-listen", addr, "-bff-listen", bff, "-bff-mobile", bffMobile, "-bff-web", bffWeb)
+	adminAddr := freeAddr(t)
+	p := start(t, "demo", "-listen", addr, "-admin", adminAddr, "-bff-listen", bff, "-bff-mobile", bffMobile, "-bff-web", bffWeb)
 	waitFor(t, "demo banner", 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Backends for Frontends") })
 	out := p.stdout.String()
 	for _, want := range []string{"http://" + addr + "/api/v1/users/1", "Accept-Version: v2", "round robin"} {
@@ -327,6 +328,18 @@ func TestDemo(t *testing.T) {
 	}
 	if m := get("/nope"); m["_status"] != 404 || m["error"] != "not_found" {
 		t.Errorf("404: %v", m)
+	}
+	// The dashboard and metrics of the demo gateway.
+	for path, want := range map[string]string{"/": "<title>", "/metrics": `gatehouse_requests_total{method="GET",route="users-v1"`} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("admin %s: %d, want %q in the body", path, resp.StatusCode, want)
+		}
 	}
 	// The BFF gateway: the same product page shaped for web and for mobile.
 	getAt := func(base, path string, hdr ...string) map[string]any {

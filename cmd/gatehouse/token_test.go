@@ -110,7 +110,7 @@ func TestHashKeyCommand(t *testing.T) {
 // TestDemoAuth follows the banner's authentication commands against a real `gatehouse demo`.
 func TestDemoAuth(t *testing.T) {
 	addr := freeAddr(t)
-	p := start(t, "demo", "-listen", addr, "-bff-listen", "off")
+	p := start(t, "demo", "-listen", addr, "-admin", "off", "-bff-listen", "off")
 	waitFor(t, "demo banner", 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Press Ctrl-C") })
 	banner := p.stdout.String()
 	if !strings.Contains(banner, "X-API-Key: "+demo.APIKey) || !strings.Contains(banner, "gatehouse token -sub 1 -perm users:read") {
