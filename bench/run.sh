@@ -11,10 +11,12 @@
 #              PROXIES ("nginx baseline gatehouse") KEEP_TMP (0) RESULTS_DIR (bench/results)
 #              BASELINE_ARGS (extra flags for bench/baseline, e.g. "-buffer-pool" for pooled copy buffers)
 #              GATEHOUSE_BIN (use this gatehouse binary instead of building ./cmd/gatehouse)
+#              ROUTE (plain: one bare /** route; realistic: the route also checks an HS256 JWT and a
+#              memory rate limit that never denies, with metrics and the access log on)
 set -euo pipefail
 
 usage() {
-	sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 quick=0
@@ -45,6 +47,7 @@ WARMUP=${WARMUP:-2s}
 PAUSE=${PAUSE:-1}
 PROXIES=${PROXIES:-nginx baseline gatehouse}
 KEEP_TMP=${KEEP_TMP:-0}
+ROUTE=${ROUTE:-plain}
 read -r -a baseline_args <<<"${BASELINE_ARGS:-}"
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -91,6 +94,7 @@ done
 [[ $WARMUP =~ ^[0-9]+[smh]?$ ]] || die "WARMUP must look like 2s, got '$WARMUP'"
 ((ROUNDS >= 1)) || die "ROUNDS must be at least 1"
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
+[[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
 	case "$p" in nginx | baseline | gatehouse) ;; *) die "unknown proxy in PROXIES: $p" ;; esac
 done
@@ -209,7 +213,7 @@ wait_http() {
 			log "$name exited during startup"
 			return 1
 		fi
-		if curl -fsS -o /dev/null -m 1 "$url" 2>/dev/null; then
+		if curl -fsS -o /dev/null -m 1 "${auth_args[@]}" "$url" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
@@ -300,6 +304,16 @@ else
 	build gatehouse ./cmd/gatehouse
 fi
 
+# With ROUTE=realistic every request carries a JWT (to every proxy alike; only Gatehouse checks
+# it), signed with a throw-away secret that Gatehouse reads from the environment.
+auth_args=()
+if [[ $ROUTE == realistic && -z ${failed[gatehouse]:-} ]]; then
+	export BENCH_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+	token=$("$tmp/gatehouse" token -iss bench -aud bench -sub bench-user -ttl 2h -secret-env BENCH_JWT_SECRET) ||
+		die "gatehouse token failed"
+	auth_args=(-H "Authorization: Bearer $token")
+fi
+
 # --- backend -------------------------------------------------------------------------------
 
 free_port
@@ -366,6 +380,18 @@ routes:
     match: { path: "/**" }
     service: backend
 EOF
+		if [[ $ROUTE == realistic ]]; then
+			cat >>"$tmp/gatehouse.d/gatehouse.yaml" <<'EOF'
+    plugins:
+      jwt: { issuers: [bench] }
+      rate_limit:
+        - { key: ip, limit: 100000000, per: 1s, store: memory }
+auth:
+  issuers:
+    - { name: bench, issuer: bench, audiences: [bench], algorithms: [HS256], hmac_secret: "${BENCH_JWT_SECRET}" }
+metrics: { enabled: true }
+EOF
+		fi
 		"$tmp/gatehouse" run -c "$tmp/gatehouse.d/gatehouse.yaml" >"$tmp/gatehouse.d/stdout.log" 2>"$tmp/gatehouse.d/stderr.log" &
 		proxy_pid[$name]=$!
 		started_pids+=("${proxy_pid[$name]}")
@@ -387,11 +413,11 @@ verify() {
 	local name=$1 url body code
 	url="http://127.0.0.1:${proxy_port[$name]}/bench/verify?x=1"
 	if ! wait_http "$url" "${proxy_pid[$name]}" "$name"; then
-		code=$(curl -s -o "$tmp/$name.verify" -w '%{http_code}' -m 2 "$url" 2>/dev/null || true)
+		code=$(curl -s -o "$tmp/$name.verify" -w '%{http_code}' -m 2 "${auth_args[@]}" "$url" 2>/dev/null || true)
 		failed[$name]="no 200 from $url (last status ${code:-none}, body: $(head -c 200 "$tmp/$name.verify" 2>/dev/null | tr '\n' ' ')); log: $(proxy_log "$name" | tr '\n' ' ')"
 		return 1
 	fi
-	body=$(curl -fsS -m 2 "$url")
+	body=$(curl -fsS -m 2 "${auth_args[@]}" "$url")
 	if [[ $body != "ok" ]]; then
 		failed[$name]="unexpected body from $url: $(printf '%q' "$body")"
 		return 1
@@ -432,7 +458,7 @@ done
 run_wrk() {
 	local d=$1 url=$2 out=$3 limit rc=0
 	limit=$(($(seconds "$d") + 30))
-	timeout -k 5 "$limit" wrk -t"$THREADS" -c"$CONNS" -d"$d" --timeout 5s --latency "$url" >"$out" 2>&1 &
+	timeout -k 5 "$limit" wrk -t"$THREADS" -c"$CONNS" -d"$d" --timeout 5s --latency "${auth_args[@]}" "$url" >"$out" 2>&1 &
 	wrk_pid=$!
 	wait "$wrk_pid" || rc=$?
 	wrk_pid=""
@@ -542,8 +568,8 @@ stats() {
 col_rps=8 col_p99=9 col_cpu=11 col_bcpu=13 col_ratio=14 col_serr=17 col_non2xx=18
 
 report=$(
-	printf 'Gatehouse benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), median (min–max)\n' \
-		"$(date '+%Y-%m-%d %H:%M %Z')" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS"
+	printf 'Gatehouse benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), ROUTE=%s, median (min–max)\n' \
+		"$(date '+%Y-%m-%d %H:%M %Z')" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$ROUTE"
 	printf '%-10s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6s\n' proxy "req/s" "p99 ms" "proxy CPU us/req" \
 		"backend CPU us/req" "proxy/backend CPU" "req/s÷ng" "CPU÷ng" "ratio÷ng" errors
 	read -r ng_rps _ _ <<<"$(stats nginx $col_rps)"

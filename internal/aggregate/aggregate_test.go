@@ -55,7 +55,10 @@ func newFixture(t *testing.T, aggregateYAML string, a, b http.HandlerFunc) *fixt
 	services := map[string]*upstream.Service{}
 	for _, s := range cfg.Services {
 		u, _ := url.Parse(s.Targets[0].URL)
-		tr := upstream.NewTransport(upstream.TransportSettings{Service: s.Name, Connect: time.Second, ResponseHeader: 5 * time.Second, MaxIdlePerTarget: 4})
+		tr, err := upstream.NewTransport(upstream.TransportSettings{Service: s.Name, Connect: time.Second, ResponseHeader: 5 * time.Second, MaxIdlePerTarget: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(tr.CloseIdleConnections)
 		svc, err := upstream.NewService(upstream.ServiceConfig{Name: s.Name, Targets: []*upstream.Target{upstream.NewTarget(u, 1)}, Balancer: "round_robin", Transport: tr})
 		if err != nil {

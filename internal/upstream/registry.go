@@ -1,14 +1,20 @@
 package upstream
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/upstream/h1"
 )
 
 // Shared is a reference-counted set of long-lived values keyed by their normalized config.
@@ -84,10 +90,87 @@ type TransportSettings struct {
 	// target offers it through ALPN), "h2c" (cleartext HTTP/2 with prior knowledge, as gRPC
 	// servers expect) or "h2" (HTTP/2 over TLS only).
 	Protocol string
+	// TLS configures https targets (zero: system roots, SNI from the target URL).
+	TLS TLSSettings
 }
 
-// NewTransport builds the keep-alive HTTP transport for one pool.
-func NewTransport(s TransportSettings) *http.Transport {
+// TLSSettings is the client TLS of a pool, in comparable form so pools can be keyed by it.
+type TLSSettings struct {
+	// CAFiles lists PEM CA files, joined with "\n"; empty: the system roots.
+	CAFiles            string
+	ServerName         string
+	CertFile, KeyFile  string
+	InsecureSkipVerify bool
+}
+
+// config builds the tls.Config (nil when nothing is set).
+func (t TLSSettings) config() (*tls.Config, error) {
+	if t == (TLSSettings{}) {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFiles != "" {
+		pool := x509.NewCertPool()
+		for _, f := range strings.Split(t.CAFiles, "\n") {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("upstream tls ca: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("upstream tls ca %s: no PEM certificates found", f)
+			}
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream tls client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+// Transport is one pool of upstream connections: an http.RoundTripper whose idle connections
+// are closed when the last Runtime using it is retired.
+type Transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// NewTransport builds the keep-alive transport for one pool. For HTTP/1.1 services ("http1" or
+// "") it is an h1.Transport, which sends plain-HTTP requests on the caller's goroutine and hands
+// https targets, upgrades and large request bodies to the stdlib Transport built by
+// NewStdTransport; h2c and h2 services get the stdlib Transport alone.
+func NewTransport(s TransportSettings) (Transport, error) {
+	std, err := NewStdTransport(s)
+	if err != nil {
+		return nil, err
+	}
+	if s.Protocol != "" && s.Protocol != "http1" {
+		return std, nil
+	}
+	t, err := h1.New(h1.Options{
+		ConnectTimeout:        s.Connect,
+		ResponseHeaderTimeout: s.ResponseHeader,
+		IdleTimeout:           s.IdleTimeout,
+		MaxIdlePerTarget:      s.MaxIdlePerTarget,
+		MaxPerTarget:          s.MaxPerTarget,
+		Fallback:              std,
+	})
+	if err != nil {
+		return std, nil // unreachable: the fallback is set
+	}
+	return t, nil
+}
+
+// NewStdTransport builds net/http's keep-alive Transport for one pool.
+func NewStdTransport(s TransportSettings) (*http.Transport, error) {
+	tlsConfig, err := s.TLS.config()
+	if err != nil {
+		return nil, err
+	}
 	d := &net.Dialer{Timeout: s.Connect, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                 nil, // never honour HTTP_PROXY for upstream calls
@@ -102,6 +185,7 @@ func NewTransport(s TransportSettings) *http.Transport {
 		MaxConnsPerHost:       s.MaxPerTarget,
 		// The proxy forwards the client's Accept-Encoding untouched and must not decode bodies.
 		DisableCompression: true,
+		TLSClientConfig:    tlsConfig,
 	}
 	switch s.Protocol {
 	case "h2c":
@@ -113,13 +197,13 @@ func NewTransport(s TransportSettings) *http.Transport {
 		p.SetHTTP2(true)
 		t.Protocols = &p
 	}
-	return t
+	return t, nil
 }
 
 // Registry holds the upstream resources shared across reloads.
 type Registry struct {
 	// Transports are the keep-alive pools, keyed by their settings.
-	Transports *Shared[TransportSettings, *http.Transport]
+	Transports *Shared[TransportSettings, Transport]
 	// Targets are a service's target sets (with their in-flight and health state), keyed by the
 	// service's name and target list.
 	Targets *Shared[string, []*Target]
@@ -138,7 +222,7 @@ type Registry struct {
 // NewRegistry returns an empty Registry.
 func NewRegistry() *Registry {
 	r := &Registry{
-		Transports: NewShared[TransportSettings](func(t *http.Transport) { t.CloseIdleConnections() }),
+		Transports: NewShared[TransportSettings](func(t Transport) { t.CloseIdleConnections() }),
 		Targets:    NewShared[string, []*Target](nil),
 		Resources:  NewShared[string, io.Closer](func(c io.Closer) { _ = c.Close() }),
 		current:    map[string]*serviceState{},

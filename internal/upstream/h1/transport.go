@@ -1,0 +1,554 @@
+// Package h1 is an HTTP/1.1 client for plain-HTTP upstreams that does the whole exchange on the
+// caller's goroutine.
+//
+// net/http's Transport runs a read loop and a write loop goroutine per connection, so every
+// request crosses goroutines several times (caller → writeLoop → readLoop → caller), and those
+// wake-ups dominate a proxy's CPU profile. Transport here checks a keep-alive connection out of
+// a per-target LIFO pool, writes the request, reads the response with http.ReadResponse and hands
+// the connection back when the caller has read the body to its end — all on the goroutine that
+// called RoundTrip. Context cancellation closes the connection through context.AfterFunc, the
+// response-header timeout is a read deadline, and idle connections expire through one timer per
+// target, so no goroutine exists per connection or per request.
+//
+// What it does not handle goes to a fallback http.RoundTripper (the stdlib Transport): https
+// targets, upgrades, Expect: 100-continue, request trailers, and request bodies larger than
+// Options.MaxBufferedBody (small bodies are read before the connection is taken, so they are
+// written in one go and can be replayed on a stale keep-alive connection).
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Transport.
+type Options struct {
+	// ConnectTimeout bounds dialing a target (0: only the request's context does).
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the response headers once the request is
+	// written (0: none).
+	ResponseHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (0: never by the gateway).
+	IdleTimeout time.Duration
+	// MaxIdlePerTarget is how many idle connections are kept per target (0: 2, as net/http).
+	MaxIdlePerTarget int
+	// MaxPerTarget caps connections (busy and idle) per target; a request over the cap waits for
+	// one, bounded by its context (0: unlimited).
+	MaxPerTarget int
+	// MaxBufferedBody is the largest request body sent by this Transport (default 64 KiB); a
+	// larger one, or one of unknown length that turns out larger, goes to Fallback.
+	MaxBufferedBody int64
+	// MaxResponseHeaderBytes limits the response head (default 1 MiB).
+	MaxResponseHeaderBytes int
+	// Fallback serves the requests this Transport does not handle. It is required.
+	Fallback http.RoundTripper
+}
+
+// Transport is an http.RoundTripper for plain-HTTP HTTP/1.1 targets that runs each exchange on
+// the caller's goroutine. It is safe for concurrent use.
+type Transport struct {
+	o        Options
+	dialer   net.Dialer
+	fallback http.RoundTripper
+
+	mu    sync.Mutex                       // serializes adding pools
+	pools atomic.Pointer[map[string]*pool] // copy-on-write: looked up on every request
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// New returns a Transport. o.Fallback must not be nil.
+func New(o Options) (*Transport, error) {
+	if o.Fallback == nil {
+		return nil, errors.New("h1: a fallback transport is required")
+	}
+	if o.MaxIdlePerTarget == 0 {
+		o.MaxIdlePerTarget = http.DefaultMaxIdleConnsPerHost
+	}
+	if o.MaxBufferedBody <= 0 {
+		o.MaxBufferedBody = 64 << 10
+	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = 1 << 20
+	}
+	t := &Transport{o: o, fallback: o.Fallback}
+	t.dialer = net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	m := map[string]*pool{}
+	t.pools.Store(&m)
+	return t, nil
+}
+
+// Fallback returns the RoundTripper that serves what this Transport does not handle.
+func (t *Transport) Fallback() http.RoundTripper { return t.fallback }
+
+// CloseIdleConnections closes every idle connection and stops the idle timers; the Transport
+// stays usable. The fallback's idle connections are closed too.
+func (t *Transport) CloseIdleConnections() {
+	for _, p := range *t.pools.Load() {
+		p.closeIdle()
+	}
+	if c, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Stats is a snapshot of one target's pool, for tests and diagnostics.
+type Stats struct {
+	Idle, Open int
+}
+
+// Stats returns the pool state of the target host[:port] as written in request URLs (zero for
+// a target never called).
+func (t *Transport) Stats(hostport string) Stats {
+	p := (*t.pools.Load())[hostport]
+	if p == nil {
+		return Stats{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Idle: len(p.idle), Open: p.open}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.handles(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	var (
+		body    []byte
+		buf     *bytes.Buffer
+		chunked bool
+	)
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.ContentLength > t.o.MaxBufferedBody {
+			return t.fallback.RoundTrip(req)
+		}
+		buf = bufPool.Get().(*bytes.Buffer)
+		defer putBuf(buf)
+		n, err := io.CopyN(buf, req.Body, t.o.MaxBufferedBody+1)
+		switch {
+		case err != nil && err != io.EOF:
+			_ = req.Body.Close()
+			return nil, fmt.Errorf("h1: read request body: %w", err)
+		case n > t.o.MaxBufferedBody:
+			// Larger than we buffer: the stdlib Transport streams it, what was read first.
+			r2 := new(http.Request)
+			*r2 = *req
+			prefix := bytes.Clone(buf.Bytes())
+			r2.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(prefix), req.Body), req.Body}
+			return t.fallback.RoundTrip(r2)
+		}
+		_ = req.Body.Close()
+		body = buf.Bytes()
+		if req.ContentLength > 0 && int64(len(body)) != req.ContentLength {
+			return nil, fmt.Errorf("h1: request ContentLength=%d with body length %d", req.ContentLength, len(body))
+		}
+		// A body of unknown length keeps the chunked framing the client used (net/http does
+		// the same); a known one is sent with its Content-Length.
+		chunked = req.ContentLength <= 0
+	} else if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	p := t.pool(req.URL.Host)
+	replay := replayable(req)
+	retried := false
+	for {
+		c, err := t.getConn(ctx, p, retried)
+		if err != nil {
+			return nil, err
+		}
+		if c.reused && !replay && !connAlive(c.nc) {
+			// The target closed it (or sent something unasked) while it sat idle; a request
+			// that cannot be replayed must not be risked on it. Try the next one.
+			p.closeConn(c)
+			continue
+		}
+		resp, err, stale := t.exchange(ctx, c, req, body, chunked)
+		if err == nil {
+			return resp, nil
+		}
+		if stale && c.reused && replay && !retried && ctx.Err() == nil {
+			retried = true // once, on a new connection
+			continue
+		}
+		return nil, err
+	}
+}
+
+// handles reports whether req can be sent by this Transport rather than the fallback.
+func (t *Transport) handles(req *http.Request) bool {
+	u := req.URL
+	if u == nil || u.Scheme != "http" || u.Host == "" || u.Opaque != "" || req.Method == http.MethodConnect {
+		return false
+	}
+	if len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
+		return false
+	}
+	if _, ok := req.Header["Expect"]; ok {
+		return false
+	}
+	if _, ok := req.Header["Upgrade"]; ok {
+		return false
+	}
+	for _, v := range req.Header["Connection"] {
+		if containsToken(v, "upgrade") {
+			return false
+		}
+	}
+	if req.Host != "" && !validHost(req.Host) || !validHost(u.Host) {
+		return false // let net/http punycode or reject it
+	}
+	return true
+}
+
+// replayable reports whether a request may be sent again after a keep-alive connection turned
+// out to be closed: its body is in memory, and it is idempotent (as net/http decides).
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	if _, ok := req.Header["Idempotency-Key"]; ok {
+		return true
+	}
+	_, ok := req.Header["X-Idempotency-Key"]
+	return ok
+}
+
+// exchange sends req on c and reads the response head. On error c is closed; stale reports
+// that nothing of a response arrived, as when the target had closed a keep-alive connection.
+func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, body []byte, chunked bool) (*http.Response, error, bool) {
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.abort)
+	}
+	fail := func(err error, stale bool) (*http.Response, error, bool) {
+		if stop != nil {
+			stop()
+		}
+		c.p.closeConn(c)
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr, false
+		}
+		return nil, err, stale
+	}
+	if err := writeRequest(c.bw, req, body, chunked); err != nil {
+		var ve validationError
+		if errors.As(err, &ve) {
+			return fail(err, false)
+		}
+		return fail(fmt.Errorf("h1: write request: %w", err), true)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return fail(fmt.Errorf("h1: write request: %w", err), true)
+	}
+
+	before := c.nread
+	if t.o.ResponseHeaderTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(t.o.ResponseHeaderTimeout))
+	}
+	c.headBudget = t.o.MaxResponseHeaderBytes
+	var resp *http.Response
+	for interim := 0; ; interim++ {
+		var err error
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			if IsTimeoutErr(err) {
+				err = fmt.Errorf("h1: timeout awaiting response headers: %w", err)
+			} else {
+				err = fmt.Errorf("h1: read response: %w", err)
+			}
+			return fail(err, c.nread == before)
+		}
+		code := resp.StatusCode
+		if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
+			break
+		}
+		// An interim response (103 Early Hints, a stray 100 Continue): ReverseProxy forwards
+		// it to the client through its client trace; we wait for the final one.
+		if interim >= maxInterim {
+			return fail(errors.New("h1: too many 1xx responses"), false)
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return fail(err, false)
+			}
+		}
+	}
+	c.headBudget = -1
+	if t.o.ResponseHeaderTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return fail(errors.New("h1: 101 Switching Protocols to a request that asked no upgrade"), false)
+	}
+	keep := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		// HEAD, 204, 304: the exchange is over.
+		t.finish(c, stop, keep)
+		return resp, nil, false
+	}
+	resp.Body = &bodyReader{t: t, c: c, rc: resp.Body, stop: stop, keep: keep, ctx: ctx}
+	return resp, nil, false
+}
+
+// maxInterim bounds the 1xx responses accepted before the final one.
+const maxInterim = 8
+
+// finish ends an exchange whose response was read completely: the connection goes back to the
+// pool when it may be reused and was not closed by a cancellation meanwhile.
+func (t *Transport) finish(c *conn, stop func() bool, keep bool) {
+	if stop != nil && !stop() {
+		keep = false // the context's AfterFunc ran: the connection is closed
+	}
+	if keep && c.br.Buffered() == 0 {
+		c.p.put(c, t.o)
+		return
+	}
+	c.p.closeConn(c)
+}
+
+// IsTimeoutErr reports whether err is a network timeout (a deadline that passed).
+func IsTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// bodyReader is a response body: reading it to its end returns the connection to the pool;
+// closing it earlier, or a read error, closes the connection.
+type bodyReader struct {
+	t    *Transport
+	c    *conn
+	rc   io.ReadCloser
+	stop func() bool
+	ctx  context.Context
+	keep bool
+	done atomic.Bool
+}
+
+var errBodyClosed = errors.New("h1: read on closed response body")
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.done.Load() {
+		return 0, errBodyClosed
+	}
+	n, err := b.rc.Read(p)
+	if err == nil {
+		return n, nil
+	}
+	if !b.done.CompareAndSwap(false, true) {
+		// Closed concurrently: the connection is already gone.
+		return n, err
+	}
+	if err == io.EOF {
+		b.t.finish(b.c, b.stop, b.keep)
+		return n, io.EOF
+	}
+	if b.stop != nil {
+		b.stop()
+	}
+	b.c.p.closeConn(b.c)
+	if cerr := b.ctx.Err(); cerr != nil {
+		return n, cerr
+	}
+	return n, err
+}
+
+// Close ends the exchange. Before the end of the body it closes the connection: the rest of the
+// response may be long (a stream), so it is not drained.
+func (b *bodyReader) Close() error {
+	if b.done.CompareAndSwap(false, true) {
+		if b.stop != nil {
+			b.stop()
+		}
+		b.c.p.closeConn(b.c)
+	}
+	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > 256<<10 {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
+}
+
+// writeRequest writes req's head and body in HTTP/1.1 wire format, as (*http.Request).Write
+// would for a non-proxy request: origin-form target, Host first, User-Agent (net/http's default
+// when the header is absent, none when it is empty), the other headers, then the framing.
+func writeRequest(w *bufio.Writer, req *http.Request, body []byte, chunked bool) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if !validMethod(method) {
+		return validationError("invalid method " + strconv.Quote(method))
+	}
+	w.WriteString(method)
+	w.WriteByte(' ')
+	path := req.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	w.WriteString(path)
+	if req.URL.ForceQuery || req.URL.RawQuery != "" {
+		w.WriteByte('?')
+		w.WriteString(req.URL.RawQuery)
+	}
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if ua, ok := req.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	} else if len(ua) > 0 && ua[0] != "" {
+		if !validValue(ua[0]) {
+			return validationError("invalid User-Agent value")
+		}
+		w.WriteString("User-Agent: ")
+		w.WriteString(ua[0])
+		w.WriteString("\r\n")
+	}
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		if !validName(k) {
+			return validationError("invalid header field name " + strconv.Quote(k))
+		}
+		for _, v := range vv {
+			if !validValue(v) {
+				return validationError("invalid header field value for " + strconv.Quote(k))
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	if req.Close && !hasToken(req.Header["Connection"], "close") {
+		w.WriteString("Connection: close\r\n")
+	}
+	switch {
+	case chunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		if len(body) > 0 {
+			w.WriteString(strconv.FormatInt(int64(len(body)), 16))
+			w.WriteString("\r\n")
+			w.Write(body)
+			w.WriteString("\r\n")
+		}
+		_, err := w.WriteString("0\r\n\r\n")
+		return err
+	case len(body) > 0:
+		var num [20]byte
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(num[:0], int64(len(body)), 10))
+		w.WriteString("\r\n\r\n")
+		_, err := w.Write(body)
+		return err
+	case method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch:
+		// As net/http: a body-carrying method says explicitly that its body is empty.
+		_, err := w.WriteString("Content-Length: 0\r\n\r\n")
+		return err
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// validationError is a request that cannot be written safely (it would inject header lines).
+type validationError string
+
+func (e validationError) Error() string { return "h1: " + string(e) }
+
+func validMethod(m string) bool { return validName(m) }
+
+// validName reports whether s is an RFC 9110 token.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTchar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// validValue reports whether v has no control characters other than horizontal tab.
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether h is a plain ASCII host[:port] that can be written as is.
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c <= ' ' || c >= 0x7f || c == '/' || c == '%' {
+			return false
+		}
+	}
+	return true
+}
+
+func containsToken(v, token string) bool {
+	for part := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		if containsToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
