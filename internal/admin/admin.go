@@ -626,8 +626,24 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
 
 // MarshalJSON renders durations in seconds.
 func (l LimitState) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]any{"limit": l.Limit, "max": l.Max, "window_seconds": l.Window.Seconds(),
-		"remaining": l.Remaining, "reset_after_seconds": l.ResetAfter.Seconds()})
+	m := map[string]any{"limit": l.Limit, "max": l.Max, "window_seconds": l.Window.Seconds()}
+	for k, v := range map[string]string{"scope": l.Scope, "counter": l.Counter, "store": l.Store} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if l.Burst != 0 {
+		m["burst"] = l.Burst
+	}
+	if len(l.Tiers) > 0 {
+		m["tiers"] = l.Tiers
+	}
+	if l.Error != "" {
+		m["error"] = l.Error
+	} else {
+		m["remaining"], m["reset_after_seconds"] = l.Remaining, l.ResetAfter.Seconds()
+	}
+	return json.Marshal(m)
 }
 
 func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request) {
@@ -643,6 +659,10 @@ func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	st, err := h.o.Limits.LimitState(ctx, key)
+	if errors.Is(err, ErrInvalidKey) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
 	if err != nil {
 		h.o.Logger.Warn("admin: rate-limit inspection failed", "error", err.Error())
 		writeError(w, http.StatusBadGateway, CodeInternal, "the rate-limit store did not answer: "+err.Error())

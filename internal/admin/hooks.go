@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -42,22 +43,40 @@ type TargetState struct {
 // LimitInspector reads the rate-limit state of a key without consuming from it.
 type LimitInspector interface {
 	// LimitState returns the state of every limit counting key (as the rate limiter builds
-	// keys, e.g. "user:42" or "ip:203.0.113.7").
+	// keys, e.g. "user:42" or "ip:203.0.113.7"). An error wrapping ErrInvalidKey is a malformed
+	// key (400); any other error means nothing could be read (502). A store that fails for
+	// some limits only is reported in their LimitState.Error instead.
 	LimitState(ctx context.Context, key string) ([]LimitState, error)
 }
+
+// ErrInvalidKey is wrapped by LimitInspector errors about the key itself.
+var ErrInvalidKey = errors.New("invalid key")
 
 // LimitState is one limit's state for a key.
 type LimitState struct {
 	// Limit names the limit (its config path or name).
 	Limit string `json:"limit"`
+	// Scope is where the limit is configured: "global", "service:<name>" or "route:<name>".
+	Scope string `json:"scope,omitempty"`
+	// Counter is the identity the limit's counter counts, e.g. "consumer:partner-a+route:orders".
+	Counter string `json:"counter,omitempty"`
+	// Store is "memory" or "redis".
+	Store string `json:"store,omitempty"`
 	// Max is the number of requests allowed per Window.
 	Max int64 `json:"max"`
+	// Burst is how many requests beyond Max an idle key may send at once.
+	Burst int64 `json:"burst,omitempty"`
 	// Window is the limit's period.
 	Window time.Duration `json:"-"`
+	// Tiers are the consumer tiers the limit applies to (empty: every caller).
+	Tiers []string `json:"tiers,omitempty"`
 	// Remaining is how many requests the key may still make now.
 	Remaining int64 `json:"remaining"`
 	// ResetAfter is when the key is back to its full allowance.
 	ResetAfter time.Duration `json:"-"`
+	// Error, when set, says why this limit's counter could not be read (Remaining and
+	// ResetAfter are then unknown and left out of the JSON).
+	Error string `json:"error,omitempty"`
 }
 
 // CachePurger removes entries from the response cache.

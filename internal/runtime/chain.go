@@ -14,10 +14,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/middleware/ratelimit"
 )
 
-// buildChain wraps a route's final handler with its middleware, in the order documented in
-// package middleware. It runs once per route at compile time.
-func (rt *Runtime) buildChain(rc *config.Route, svc *config.Service, final http.Handler, deps Deps) (http.Handler, error) {
-	md := middleware.Deps{Logger: rt.logger, Acquire: func(key string, build func() (io.Closer, error)) (io.Closer, error) {
+// middlewareDeps are the Deps of middleware built for this Runtime: what they acquire is
+// released with the Runtime.
+func (rt *Runtime) middlewareDeps(deps Deps) middleware.Deps {
+	return middleware.Deps{Logger: rt.logger, Acquire: func(key string, build func() (io.Closer, error)) (io.Closer, error) {
 		v, release, err := deps.Registry.Resources.Acquire(key, build)
 		if err != nil {
 			return nil, err
@@ -25,6 +25,12 @@ func (rt *Runtime) buildChain(rc *config.Route, svc *config.Service, final http.
 		rt.releases = append(rt.releases, release)
 		return v, nil
 	}}
+}
+
+// buildChain wraps a route's final handler with its middleware, in the order documented in
+// package middleware. It runs once per route at compile time.
+func (rt *Runtime) buildChain(rc *config.Route, svc *config.Service, final http.Handler, deps Deps) (http.Handler, error) {
+	md := rt.middlewareDeps(deps)
 	steps := []struct {
 		name  string
 		build func() (middleware.Middleware, error)

@@ -5,6 +5,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/middleware/edge"
+	"github.com/gatehouse/gatehouse/internal/middleware/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -73,8 +75,10 @@ type Runtime struct {
 	geo *edge.Geo
 	// upstreams are the compiled services by name.
 	upstreams map[string]*upstream.Service
-	releases  []func()
-	retire    sync.Once
+	// limits reads the rate-limit state of an identity over this config's limits.
+	limits   *ratelimit.Inspector
+	releases []func()
+	retire   sync.Once
 	// CompiledAt is when Compile finished.
 	CompiledAt time.Time
 }
@@ -169,13 +173,9 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 			}
 			// The service-level pool serves calls outside routes (upstream.Service.Do); routes
 			// without timeout overrides share it.
-			settings := upstream.TransportSettings{
-				Service: svc.Name, Connect: svc.Timeouts.Connect.Duration, ResponseHeader: svc.Timeouts.ResponseHeader.Duration,
-				IdleTimeout: svc.Pool.IdleTimeout.Duration, MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget, MaxPerTarget: svc.Pool.MaxPerTarget,
-				Protocol: svc.Protocol,
-			}
-			tr, release, terr := deps.Registry.Transports.Acquire(settings, func() (*http.Transport, error) {
-				return upstream.NewTransport(settings), nil
+			settings := transportSettings(svc, svc.Timeouts)
+			tr, release, terr := deps.Registry.Transports.Acquire(settings, func() (upstream.Transport, error) {
+				return upstream.NewTransport(settings)
 			})
 			if terr != nil {
 				return nil, fmt.Errorf("service %s: %w", svc.Name, terr)
@@ -206,6 +206,9 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 			return nil, fmt.Errorf("route %s: %w", rc.Name, rerr)
 		}
 		rt.routes = append(rt.routes, route)
+	}
+	if rt.limits, err = ratelimit.NewInspector(cfg, rt.middlewareDeps(deps)); err != nil {
+		return nil, fmt.Errorf("rate limits: %w", err)
 	}
 	rt.services = targets
 	rt.initObserver(deps)
@@ -259,17 +262,9 @@ func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps
 	us := rt.upstreams[svc.Name]
 	ts := us.Targets()
 	to := config.EffectiveTimeouts(svc.Timeouts, rc.Timeouts)
-	settings := upstream.TransportSettings{
-		Service:          svc.Name,
-		Connect:          to.Connect.Duration,
-		ResponseHeader:   to.ResponseHeader.Duration,
-		IdleTimeout:      svc.Pool.IdleTimeout.Duration,
-		MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget,
-		MaxPerTarget:     svc.Pool.MaxPerTarget,
-		Protocol:         svc.Protocol,
-	}
-	tr, release, err := deps.Registry.Transports.Acquire(settings, func() (*http.Transport, error) {
-		return upstream.NewTransport(settings), nil
+	settings := transportSettings(svc, to)
+	tr, release, err := deps.Registry.Transports.Acquire(settings, func() (upstream.Transport, error) {
+		return upstream.NewTransport(settings)
 	})
 	if err != nil {
 		return nil, "", err
@@ -380,6 +375,15 @@ func (rt *Runtime) Describe() string {
 	return b.String()
 }
 
+// LimitState reads the state of every rate limit of this config counting the identity key
+// (see ratelimit.Inspector for the syntax) without counting anything: the admin API's
+// /api/v1/ratelimit. Like a request, it keeps the Runtime's stores open while it runs.
+func (rt *Runtime) LimitState(ctx context.Context, key string) ([]ratelimit.State, error) {
+	rt.inflight.Add(1)
+	defer rt.inflight.Add(-1)
+	return rt.limits.State(ctx, key)
+}
+
 // Routes returns the compiled routes in config order.
 func (rt *Runtime) Routes() []*Route { return rt.routes }
 
@@ -410,4 +414,23 @@ func (rt *Runtime) releaseAll() {
 		rt.releases[i]()
 	}
 	rt.releases = nil
+}
+
+// transportSettings is the pool key of a service with the given effective timeouts: routes
+// that do not override connect/response_header timeouts share the service's pool.
+func transportSettings(svc *config.Service, to config.Timeouts) upstream.TransportSettings {
+	ts := upstream.TransportSettings{
+		Service:          svc.Name,
+		Connect:          to.Connect.Duration,
+		ResponseHeader:   to.ResponseHeader.Duration,
+		IdleTimeout:      svc.Pool.IdleTimeout.Duration,
+		MaxIdlePerTarget: svc.Pool.MaxIdlePerTarget,
+		MaxPerTarget:     svc.Pool.MaxPerTarget,
+		Protocol:         svc.Protocol,
+	}
+	if t := svc.TLS; t != nil {
+		ts.TLS = upstream.TLSSettings{CAFiles: strings.Join(t.CA, "\n"), ServerName: t.ServerName,
+			CertFile: t.Cert, KeyFile: t.Key, InsecureSkipVerify: t.InsecureSkipVerify}
+	}
+	return ts
 }

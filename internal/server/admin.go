@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/middleware/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -106,7 +107,7 @@ func (s *Server) AdminHandler() (*admin.Handler, error) {
 		LogLevel:  s.level,
 		Metrics:   s.metrics,
 		States:    s.stateSource(),
-		Limits:    s.opts.Limits,
+		Limits:    s.limitInspector(),
 		Cache:     s.opts.Cache,
 		Logger:    s.logger,
 		Version:   s.opts.Version,
@@ -223,6 +224,37 @@ func (s *Server) stateSource() admin.StateSource {
 		return s.opts.States
 	}
 	return registryStates{s.registry}
+}
+
+// limitInspector is Options.Limits, or the current Runtime's rate limits read without
+// counting (see ratelimit.Inspector).
+func (s *Server) limitInspector() admin.LimitInspector {
+	if s.opts.Limits != nil {
+		return s.opts.Limits
+	}
+	return runtimeLimits{s}
+}
+
+// runtimeLimits adapts the current Runtime's rate-limit inspector to the admin API.
+type runtimeLimits struct{ s *Server }
+
+func (rl runtimeLimits) LimitState(ctx context.Context, key string) ([]admin.LimitState, error) {
+	st, err := rl.s.current.Load().LimitState(ctx, key)
+	if errors.Is(err, ratelimit.ErrInvalidKey) {
+		return nil, fmt.Errorf("%w: %w", admin.ErrInvalidKey, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.LimitState, len(st))
+	for i, l := range st {
+		out[i] = admin.LimitState{Limit: l.Limit, Scope: l.Scope, Counter: l.Counter, Store: l.Store,
+			Max: l.Max, Burst: l.Burst, Window: l.Window, Tiers: l.Tiers, Remaining: l.Remaining, ResetAfter: l.ResetAfter}
+		if l.Err != nil {
+			out[i].Error = l.Err.Error()
+		}
+	}
+	return out, nil
 }
 
 // registryStates adapts the upstream registry's snapshot to the admin API.

@@ -335,11 +335,16 @@ func TestAdminRateLimitAndCacheHooks(t *testing.T) {
 	resp, body = g.admin(t, "POST", "/api/v1/cache/purge", `{"bogus":1}`)
 	wantAdminError(t, resp, body, 400, "bad_request")
 
-	// Without the rate-limit hook: 501 with a clear message. The cache purge is always wired
-	// to the process's cache hub (nothing cached yet: 0 purged).
+	// Without hooks, the rate-limit endpoint reads the current Runtime's limits (this config
+	// has none: an empty list; see TestAdminRateLimitState for real counts) and the cache purge
+	// the process's cache hub (nothing cached yet: 0 purged).
 	bare, _ := startAdminGateway(t, func(o *Options) { o.Cache = nil })
+	resp, body = bare.admin(t, "GET", "/api/v1/ratelimit?key=ip:203.0.113.7", "")
+	if m := decodeJSON(t, body); resp.StatusCode != 200 || m["key"] != "ip:203.0.113.7" || len(m["limits"].([]any)) != 0 {
+		t.Errorf("default ratelimit answer: %d %s", resp.StatusCode, body)
+	}
 	resp, body = bare.admin(t, "GET", "/api/v1/ratelimit?key=x", "")
-	wantAdminError(t, resp, body, 501, "not_implemented")
+	wantAdminError(t, resp, body, 400, "bad_request")
 	resp, body = bare.admin(t, "POST", "/api/v1/cache/purge", `{"prefix":"/"}`)
 	if resp.StatusCode != 200 || decodeJSON(t, body)["purged"] != 0.0 {
 		t.Errorf("default cache purge: %d %s", resp.StatusCode, body)

@@ -115,6 +115,21 @@ func (m *Memory) Allow(_ context.Context, reqs []Request, res []Result) (bool, e
 	return allowed, nil
 }
 
+// Peek fills res with the state of each counter in reqs without counting anything (see
+// Result: Remaining is how many requests the key may make now). res must have len(reqs)
+// entries.
+func (m *Memory) Peek(reqs []Request, res []Result) {
+	now := m.now()
+	for i, r := range reqs {
+		h := m.hash(r.Key)
+		s := &m.shards[shardOf(h)]
+		s.mu.Lock()
+		tat := s.tats[h]
+		s.mu.Unlock()
+		res[i] = peek(now, tat, int64(r.Interval), r.Capacity)
+	}
+}
+
 // insertSorted adds v to the ascending set s.
 func insertSorted(s []int, v int) []int {
 	for i, x := range s {

@@ -53,6 +53,16 @@ return out
 
 var script = redis.NewScript(limitScript)
 
+// peekScriptSrc reads one counter and the clock of the node that holds it, writing nothing, so
+// inspecting a key never consumes from it (and, in a Cluster, uses the same clock as the
+// limiter's script on that key). It returns {seconds, microseconds, stored tat or ""}.
+const peekScriptSrc = `
+local t = redis.call('TIME')
+return {t[1], t[2], redis.call('GET', KEYS[1]) or ''}
+`
+
+var peekScript = redis.NewScript(peekScriptSrc)
+
 // Redis is a shared connection to the configured Redis (standalone, Sentinel or Cluster) with
 // its health state, and the distributed Limiter on top of it. Counters live in Redis only, so
 // replicas hold nothing that must agree. After a failed call Redis is bypassed (ErrUnavailable
@@ -204,23 +214,37 @@ func (r *Redis) Allow(ctx context.Context, reqs []Request, res []Result) (bool, 
 	return allowed, nil
 }
 
+// allowEach runs the script once per key, pipelined. A node that does not have the script
+// cached answers NOSCRIPT; only those calls are sent again with the script's source, since the
+// others have already counted the request (running them twice would count it twice).
 func (r *Redis) allowEach(ctx context.Context, keys []string, args []any, res []Result) (bool, error) {
-	run := func(eval bool) ([]*redis.Cmd, error) {
-		pipe := r.client.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i := range keys {
-			if eval {
-				cmds[i] = script.Eval(ctx, pipe, keys[i:i+1], args[2*i:2*i+2]...)
-			} else {
-				cmds[i] = script.EvalSha(ctx, pipe, keys[i:i+1], args[2*i:2*i+2]...)
+	cmds := make([]*redis.Cmd, len(keys))
+	pipe := r.client.Pipeline()
+	for i := range keys {
+		cmds[i] = script.EvalSha(ctx, pipe, keys[i:i+1], args[2*i:2*i+2]...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		var again []int
+		for i, c := range cmds {
+			if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				again = append(again, i)
 			}
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run(false)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmds, err = run(true)
+		if len(again) > 0 {
+			pipe = r.client.Pipeline()
+			for _, i := range again {
+				cmds[i] = script.Eval(ctx, pipe, keys[i:i+1], args[2*i:2*i+2]...)
+			}
+			_, _ = pipe.Exec(ctx)
+			err = nil
+			for _, c := range cmds {
+				if c.Err() != nil {
+					err = c.Err()
+					break
+				}
+			}
+		}
 	}
 	if err != nil {
 		return false, err
@@ -234,6 +258,81 @@ func (r *Redis) allowEach(ctx context.Context, keys []string, args []any, res []
 		allowed = allowed && ok
 	}
 	return allowed, nil
+}
+
+// Peek fills res with the state of each counter in reqs without counting anything, in one
+// pipelined round trip (one read-only script per key, so it also works across Cluster nodes).
+// It returns one error per request (nil when that counter was read); a failure here does not
+// pause the limiter the way a failed Allow does. res must have len(reqs) entries.
+func (r *Redis) Peek(ctx context.Context, reqs []Request, res []Result) []error {
+	errs := make([]error, len(reqs))
+	if len(reqs) == 0 {
+		return errs
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
+	defer cancel()
+	run := func(eval bool) []*redis.Cmd {
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(reqs))
+		for i, q := range reqs {
+			keys := []string{r.prefix + string(q.Key)}
+			if eval {
+				cmds[i] = peekScript.Eval(ctx, pipe, keys)
+			} else {
+				cmds[i] = peekScript.EvalSha(ctx, pipe, keys)
+			}
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command
+		return cmds
+	}
+	cmds := run(false)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			cmds = run(true)
+			break
+		}
+	}
+	for i, c := range cmds {
+		now, tat, err := parsePeek(c)
+		if err != nil {
+			errs[i] = fmt.Errorf("redis peek: %w: %w", ErrUnavailable, err)
+			continue
+		}
+		res[i] = peek(now, tat, int64(reqs[i].Interval), reqs[i].Capacity)
+	}
+	return errs
+}
+
+// parsePeek decodes peekScript's reply into nanoseconds (tat 0: no counter).
+func parsePeek(c *redis.Cmd) (now, tat int64, err error) {
+	v, err := c.Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	a, ok := v.([]any)
+	if !ok || len(a) != 3 {
+		return 0, 0, errors.New("unexpected peek reply")
+	}
+	str := make([]string, 3)
+	for i, x := range a {
+		if str[i], ok = x.(string); !ok {
+			return 0, 0, errors.New("unexpected peek reply")
+		}
+	}
+	sec, err1 := strconv.ParseInt(str[0], 10, 64)
+	usec, err2 := strconv.ParseInt(str[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, errors.New("unexpected peek reply")
+	}
+	now = sec*int64(time.Second) + usec*int64(time.Microsecond)
+	if str[2] != "" {
+		f, perr := strconv.ParseFloat(str[2], 64)
+		if perr != nil {
+			return 0, 0, errors.New("unexpected counter value")
+		}
+		tat = int64(f * float64(time.Microsecond))
+	}
+	return now, tat, nil
 }
 
 func parseReply(v any, res []Result) (bool, error) {

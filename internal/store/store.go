@@ -71,6 +71,31 @@ func gcra(now, tat int64, interval, capacity int64) (int64, Result) {
 	return next, Result{Allowed: true, Remaining: (tau - (next - now)) / interval, Reset: time.Duration(next - now)}
 }
 
+// peek reports the state of a counter without admitting a request: Remaining is how many
+// requests would be admitted right now, Reset how long until the budget is full again, and,
+// when nothing remains, RetryAfter how long until one more is admitted. Allowed reports
+// whether the next request would pass.
+func peek(now, tat int64, interval, capacity int64) Result {
+	if interval < 1 {
+		interval = 1
+	}
+	if capacity < 1 {
+		capacity = 1
+	}
+	tau := satMul(capacity, interval)
+	if tat < now {
+		tat = now
+	}
+	// The next request is admitted when tat+interval-now <= tau.
+	room := tau - (tat - now)
+	res := Result{Remaining: max(0, room/interval), Reset: time.Duration(tat - now)}
+	res.Allowed = res.Remaining > 0
+	if !res.Allowed {
+		res.RetryAfter = time.Duration(interval - room)
+	}
+	return res
+}
+
 // satMul multiplies without overflowing: huge products saturate at a quarter of MaxInt64, far
 // beyond any period a config allows.
 func satMul(a, b int64) int64 {

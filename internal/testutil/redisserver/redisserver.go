@@ -1,7 +1,8 @@
 // Package redisserver starts a real redis-server for tests: on a free loopback port, without
 // persistence, with Kill and Restart (on the same port) to simulate outages, and cleaned up
-// when the test ends. Tests are skipped, with a message saying so, only when the redis-server
-// binary is not installed (CI installs it).
+// when the test ends. StartSentinel and StartCluster build a Sentinel setup and a Redis Cluster
+// from the same processes. Tests are skipped, with a message saying so, only when the
+// redis-server binary is not installed (CI installs it).
 package redisserver
 
 import (
@@ -24,13 +25,26 @@ type Server struct {
 	bin  string
 	port int
 	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	// conf is a config file given first (Sentinel needs one it can rewrite); extra are more
+	// arguments (e.g. --sentinel, cluster settings).
+	conf  string
+	extra []string
+	// busPort is the cluster bus port of a cluster node (0 otherwise).
+	busPort int
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Start runs redis-server on a free port and stops it when the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith starts a server after setup (if any) has filled in its conf and extra arguments
+// for the chosen port; setup runs again for each port tried.
+func startWith(t testing.TB, setup func(s *Server)) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -39,6 +53,9 @@ func Start(t testing.TB) *Server {
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
 	for attempt := 0; ; attempt++ {
 		s.port = freePort(t)
+		if setup != nil {
+			setup(s)
+		}
 		if err := s.start(); err == nil {
 			break
 		} else if attempt == 4 {
@@ -67,8 +84,13 @@ func (s *Server) URL() string { return "redis://" + s.Addr() }
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
