@@ -363,3 +363,44 @@ func TestSmugglingThroughServer(t *testing.T) {
 	}
 	_ = bufio.NewReader
 }
+
+func TestUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.NewCA(t, "internal CA")
+	clientCA := certs.NewCA(t, "gateway client CA")
+	srvCert, srvKey := ca.Issue(t, "users.internal", []string{"users.internal"}, false)
+	pair, _ := tls.X509KeyPair(srvCert, srvKey)
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s over %s", r.TLS.PeerCertificates[0].Subject.CommonName, r.Proto)
+	}))
+	be.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool()}
+	be.StartTLS()
+	t.Cleanup(be.Close)
+	caPath := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caPath, ca.PEM, 0o600)
+	gwCert, gwKey := clientCA.Issue(t, "gatehouse", nil, true)
+	cPath, kPath := certs.WriteFiles(t, dir, "gw", gwCert, gwKey)
+	g := startGateway(t, fmt.Sprintf(`
+version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+services:
+  - name: good
+    targets: [{ url: "https://${B}" }]
+    tls: { ca: ["%[1]s"], server_name: users.internal, cert: "%[2]s", key: "%[3]s" }
+  - name: unverified
+    targets: [{ url: "https://${B}" }]
+    tls: { server_name: users.internal, cert: "%[2]s", key: "%[3]s" }
+routes:
+  - { name: good, match: { path: /good }, service: good }
+  - { name: unverified, match: { path: /unverified }, service: unverified }
+`, caPath, cPath, kPath), map[string]string{"B": strings.TrimPrefix(be.URL, "https://")})
+	resp, body := g.get(t, "/good")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "hello gatehouse over HTTP/") {
+		t.Fatalf("upstream mTLS with a custom CA: %d %s", resp.StatusCode, body)
+	}
+	// Without the custom CA the upstream's certificate does not verify: 502, nothing leaked.
+	resp, body = g.get(t, "/unverified")
+	if resp.StatusCode != 502 || strings.Contains(body, "x509") {
+		t.Fatalf("unverifiable upstream: %d %s", resp.StatusCode, body)
+	}
+}
