@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/aggregate/shape"
 	"github.com/gatehouse/gatehouse/internal/aggregate/tmpl"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpx"
 )
 
 // Doer runs one backend call with the service's resilience policy. *upstream.Service is the
@@ -69,8 +70,8 @@ type Handler struct {
 	identity    []string
 	degraded    string
 	vary        string
-	reqOps      headerOps
-	respOps     headerOps
+	reqOps      httpx.HeaderOps
+	respOps     httpx.HeaderOps
 	passthrough bool
 	logger      *slog.Logger
 }
@@ -140,7 +141,7 @@ func New(cfg *config.Config, rc *config.Route, deps Deps) (*Handler, error) {
 	h := &Handler{
 		route: rc.Name, timeout: a.Timeout.Duration, maxBytes: a.MaxResponseBytes.Bytes,
 		forward: config.CanonicalHeaders(a.ForwardHeaders), identity: cfg.AuthStripHeaders(), degraded: a.DegradedField,
-		reqOps: newHeaderOps(rc.RequestHeaders), respOps: newHeaderOps(rc.ResponseHeaders), logger: logger,
+		reqOps: httpx.NewHeaderOps(rc.RequestHeaders), respOps: httpx.NewHeaderOps(rc.ResponseHeaders), logger: logger,
 	}
 	if h.timeout <= 0 {
 		h.timeout = 10 * time.Second
@@ -483,39 +484,6 @@ func hostMatch(pattern, host string) bool {
 		return len(host) > len(suffix) && strings.HasSuffix(host, suffix)
 	}
 	return host == pattern
-}
-
-// headerOps are the route's request_headers / response_headers edits.
-type headerOps struct {
-	remove []string
-	set    [][2]string
-	add    [][2]string
-}
-
-func newHeaderOps(h config.HeaderOps) headerOps {
-	var o headerOps
-	for _, k := range h.Remove {
-		o.remove = append(o.remove, textproto.CanonicalMIMEHeaderKey(k))
-	}
-	for _, k := range sortedKeys(h.Set) {
-		o.set = append(o.set, [2]string{textproto.CanonicalMIMEHeaderKey(k), h.Set[k]})
-	}
-	for _, k := range sortedKeys(h.Add) {
-		o.add = append(o.add, [2]string{textproto.CanonicalMIMEHeaderKey(k), h.Add[k]})
-	}
-	return o
-}
-
-func (o headerOps) apply(h http.Header) {
-	for _, k := range o.remove {
-		delete(h, k)
-	}
-	for _, kv := range o.set {
-		h[kv[0]] = []string{kv[1]}
-	}
-	for _, kv := range o.add {
-		h[kv[0]] = append(h[kv[0]], kv[1])
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -277,7 +277,7 @@ func (h *Handler) buildRequest(ctx context.Context, st *state, c *call) (*http.R
 		}
 		req.Header[kv.name] = []string{v}
 	}
-	h.reqOps.apply(req.Header)
+	h.reqOps.Apply(req.Header)
 	return req, nil
 }
 
@@ -471,7 +471,7 @@ func (h *Handler) writeMerged(w http.ResponseWriter, r *http.Request, st *state,
 	if len(degraded) > 0 {
 		hdr.Set(HeaderDegraded, strings.Join(degraded, ", "))
 	}
-	h.respOps.apply(hdr)
+	h.respOps.Apply(hdr)
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
@@ -573,7 +573,7 @@ func (h *Handler) servePassthrough(w http.ResponseWriter, r *http.Request, info 
 	if info.RequestID != "" {
 		hdr.Set("X-Request-Id", info.RequestID)
 	}
-	h.respOps.apply(hdr)
+	h.respOps.Apply(hdr)
 	w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodHead {
 		return

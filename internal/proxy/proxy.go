@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,29 +28,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/translate/grpc/wire"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
-
-// HeaderOps edits headers: Remove, then Set, then Add. Names are canonical.
-type HeaderOps struct {
-	Remove []string
-	Set    [][2]string
-	Add    [][2]string
-}
-
-// Empty reports whether the ops change nothing.
-func (o HeaderOps) Empty() bool { return len(o.Remove)+len(o.Set)+len(o.Add) == 0 }
-
-// Apply edits h.
-func (o HeaderOps) Apply(h http.Header) {
-	for _, k := range o.Remove {
-		delete(h, k)
-	}
-	for _, kv := range o.Set {
-		h[kv[0]] = []string{kv[1]}
-	}
-	for _, kv := range o.Add {
-		h[kv[0]] = append(h[kv[0]], kv[1])
-	}
-}
 
 // Options configures a Handler for one route.
 type Options struct {
@@ -71,8 +47,8 @@ type Options struct {
 	PreserveHost bool
 	// RequestTimeout bounds the whole exchange (0: none). Not applied to upgrades.
 	RequestTimeout  time.Duration
-	RequestHeaders  HeaderOps
-	ResponseHeaders HeaderOps
+	RequestHeaders  httpx.HeaderOps
+	ResponseHeaders httpx.HeaderOps
 	Trusted         *httpx.Trusted
 	Logger          *slog.Logger
 }
@@ -239,7 +215,7 @@ func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
 		escaped = info.Path
 	}
 	escaped = h.upstreamPath(escaped, info)
-	setEscapedPath(out.URL, escaped)
+	upstream.SetEscapedPath(out.URL, escaped)
 	if h.o.PreserveHost {
 		out.Host = in.Host
 	} else {
@@ -317,20 +293,6 @@ func parseTemplate(tmpl string) []rewritePart {
 		tmpl = tmpl[i+j+1:]
 	}
 	return parts
-}
-
-// setEscapedPath sets u's path from an already-escaped path, keeping the exact spelling.
-func setEscapedPath(u *url.URL, escaped string) {
-	if !strings.ContainsRune(escaped, '%') {
-		u.Path, u.RawPath = escaped, ""
-		return
-	}
-	p, err := url.PathUnescape(escaped)
-	if err != nil {
-		u.Path, u.RawPath = escaped, ""
-		return
-	}
-	u.Path, u.RawPath = p, escaped
 }
 
 // setForwarded writes X-Forwarded-For/-Proto/-Host and Forwarded. Values from the client are

@@ -12,10 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/textproto"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,8 +285,8 @@ func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps
 		Rewrite:         rc.Rewrite,
 		PreserveHost:    rc.PreserveHost,
 		RequestTimeout:  to.Request.Duration,
-		RequestHeaders:  headerOps(rc.RequestHeaders),
-		ResponseHeaders: headerOps(rc.ResponseHeaders),
+		RequestHeaders:  httpx.NewHeaderOps(rc.RequestHeaders),
+		ResponseHeaders: httpx.NewHeaderOps(rc.ResponseHeaders),
 		Trusted:         rt.trusted,
 		Logger:          rt.logger,
 	})
@@ -312,29 +310,6 @@ func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps
 	}
 	fmt.Fprintf(&sum, " timeouts=%v/%v/%v", to.Connect.Duration, to.ResponseHeader.Duration, to.Request.Duration)
 	return ph, sum.String(), nil
-}
-
-func headerOps(h config.HeaderOps) proxy.HeaderOps {
-	var o proxy.HeaderOps
-	for _, k := range h.Remove {
-		o.Remove = append(o.Remove, textproto.CanonicalMIMEHeaderKey(k))
-	}
-	for _, k := range sortedKeys(h.Set) {
-		o.Set = append(o.Set, [2]string{textproto.CanonicalMIMEHeaderKey(k), h.Set[k]})
-	}
-	for _, k := range sortedKeys(h.Add) {
-		o.Add = append(o.Add, [2]string{textproto.CanonicalMIMEHeaderKey(k), h.Add[k]})
-	}
-	return o
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // targetsKey identifies a service's target set: same name and same targets share state

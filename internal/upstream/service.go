@@ -304,7 +304,7 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	u := *req.URL
 	u.Scheme, u.Host = t.URL.Scheme, t.URL.Host
 	if base := t.URL.EscapedPath(); base != "" && base != "/" {
-		setEscapedPath(&u, strings.TrimSuffix(base, "/")+u.EscapedPath())
+		SetEscapedPath(&u, strings.TrimSuffix(base, "/")+u.EscapedPath())
 	}
 	out.URL = &u
 	if replay && req.GetBody != nil {
@@ -498,8 +498,8 @@ func isUpgrade(r *http.Request) bool {
 	return false
 }
 
-// setEscapedPath sets u's path from an already-escaped path, keeping the exact spelling.
-func setEscapedPath(u *url.URL, escaped string) {
+// SetEscapedPath sets u's path from an already-escaped path, keeping the exact spelling.
+func SetEscapedPath(u *url.URL, escaped string) {
 	if !strings.ContainsRune(escaped, '%') {
 		u.Path, u.RawPath = escaped, ""
 		return
