@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -146,4 +147,12 @@ func TestDecoderPanicIsAnError(t *testing.T) {
 	t.Parallel()
 	_, err := Load("gw.yaml", []byte("services:\n  ! 0\n  - t"), noEnv)
 	checkErrors(t, err, []wantErr{{0, 0, "", "malformed YAML"}})
+}
+
+func TestSyntaxHintForUnquotedPathTemplate(t *testing.T) {
+	t.Parallel()
+	_, err := Load("gw.yaml", []byte("version: 1\nroutes:\n  - { name: r, match: { path: /users/{id} } }\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `gw.yaml:3:`) || !strings.Contains(err.Error(), `quote values that contain braces`) {
+		t.Fatalf("error %v: want a located syntax error with the quoting hint", err)
+	}
 }

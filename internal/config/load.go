@@ -104,7 +104,9 @@ func Decode(file string, data []byte, lookupEnv func(string) (string, bool)) (*S
 		if guard(func() (err error) { lf, err = parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey()); return err }) == nil {
 			pos = indexPositions(lf)
 		}
-		return nil, Errors{tokenError(file, pos, err)}
+		fe := tokenError(file, pos, err)
+		fe.Msg += syntaxHint(data, fe.Line)
+		return nil, Errors{fe}
 	}
 	pos := indexPositions(f)
 	var cfg Config
@@ -457,4 +459,18 @@ func sortErrors(es Errors) {
 		}
 		return es[i].Col < es[j].Col
 	})
+}
+
+// syntaxHint explains the most common YAML trap in a gateway config: an unquoted path template
+// such as /users/{id} inside a { } flow mapping, where the braces are read as YAML syntax.
+func syntaxHint(data []byte, line int) string {
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	l := lines[line-1]
+	if strings.Contains(l, "{") && (strings.Contains(l, "/{") || strings.Contains(l, ": {") && strings.Count(l, "{") > 1) {
+		return " (inside { } quote values that contain braces, e.g. path: \"/users/{id}\")"
+	}
+	return ""
 }
