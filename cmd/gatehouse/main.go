@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -122,8 +123,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("c", "gatehouse.yaml", "config file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	watch := fs.Bool("watch", true, "reload when the config file changes")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to `file` from start until shutdown (for performance work; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse:", err)
+			return 1
+		}
+		defer stop()
 	}
 	logger, levelVar, err := newLogger(stderr, *level)
 	if err != nil {
@@ -141,6 +151,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return serve(srv, logger, *path, *watch, nil)
+}
+
+// startCPUProfile starts a pprof CPU profile written to path; the returned function stops it
+// and closes the file (the profile is complete only after it ran, i.e. after a clean shutdown).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // serve starts srv and blocks until SIGTERM/SIGINT, reloading on SIGHUP (and on file change when

@@ -371,3 +371,44 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo exit %d: %s", code, p.stderr)
 	}
 }
+
+// TestRunCPUProfile checks the opt-in -cpuprofile flag: the profile is written until a clean
+// shutdown, and a path that cannot be created stops the command before it serves.
+func TestRunCPUProfile(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer be.Close()
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	os.WriteFile(cfgPath, []byte(runConfig(addr, strings.TrimPrefix(be.URL, "http://"), "one")), 0o600)
+
+	var out, errOut bytes.Buffer
+	bad := filepath.Join(dir, "missing", "cpu.pprof")
+	if code := run([]string{"run", "-c", cfgPath, "-cpuprofile", bad}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "cpu profile") {
+		t.Fatalf("unwritable profile path: exit %d, stderr %q", code, errOut.String())
+	}
+
+	prof := filepath.Join(dir, "cpu.pprof")
+	p := start(t, "run", "-c", cfgPath, "-watch=false", "-cpuprofile", prof)
+	client := &http.Client{Timeout: 5 * time.Second}
+	waitFor(t, "gateway to serve", 10*time.Second, func() bool {
+		resp, err := client.Get("http://" + addr + "/x")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.stderr)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pprof profile is gzip-compressed protobuf.
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not a gzip'd pprof file (%d bytes)", len(b))
+	}
+}

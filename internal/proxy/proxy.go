@@ -222,16 +222,32 @@ func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
 		out.Host = ""
 	}
 
-	h.setForwarded(pr, info)
+	// Every value set below is carved from one backing array: one allocation per request
+	// instead of one per header.
+	vals := make(headerValues, 0, 6)
+	h.setForwarded(pr, info, &vals)
 	if info != nil {
-		out.Header["X-Request-Id"] = []string{info.RequestID}
+		out.Header["X-Request-Id"] = vals.one(info.RequestID)
 		delete(out.Header, "X-Correlation-Id")
 	}
 	// An empty User-Agent must stay empty rather than become Go's default.
 	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = []string{""}
+		out.Header["User-Agent"] = vals.one("")
 	}
 	h.o.RequestHeaders.Apply(out.Header)
+}
+
+// headerValues hands out one-element header value slices carved from a single backing array,
+// so that the headers rewriteRequest sets cost one allocation together. Each slice's capacity
+// is capped at one: a later append (a header edit's add) copies it instead of overwriting the
+// next header's value.
+type headerValues []string
+
+// one returns a header value slice holding just s.
+func (v *headerValues) one(s string) []string {
+	*v = append(*v, s)
+	n := len(*v)
+	return (*v)[n-1 : n : n]
 }
 
 // upstreamPath applies strip_prefix or rewrite to the normalized path.
@@ -297,7 +313,8 @@ func parseTemplate(tmpl string) []rewritePart {
 
 // setForwarded writes X-Forwarded-For/-Proto/-Host and Forwarded. Values from the client are
 // kept (and appended to) only when the peer is a trusted proxy; otherwise they are replaced.
-func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info) {
+// The header values are taken from vals.
+func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info, vals *headerValues) {
 	in, out := pr.In, pr.Out
 	peer := httpx.PeerAddr(in.RemoteAddr)
 	trusted := info != nil && info.PeerTrusted
@@ -314,7 +331,7 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info) {
 		if xff != "" {
 			xff += ", "
 		}
-		out.Header["X-Forwarded-For"] = []string{xff + peerStr}
+		out.Header["X-Forwarded-For"] = vals.one(xff + peerStr)
 		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
 			proto = v
 		}
@@ -322,33 +339,27 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info) {
 		if host == "" {
 			host = in.Host
 		}
-		out.Header["X-Forwarded-Host"] = []string{host}
+		out.Header["X-Forwarded-Host"] = vals.one(host)
 	} else {
-		out.Header["X-Forwarded-For"] = []string{peerStr}
-		out.Header["X-Forwarded-Host"] = []string{in.Host}
+		out.Header["X-Forwarded-For"] = vals.one(peerStr)
+		out.Header["X-Forwarded-Host"] = vals.one(in.Host)
 	}
-	out.Header["X-Forwarded-Proto"] = []string{proto}
+	out.Header["X-Forwarded-Proto"] = vals.one(proto)
 
-	elem := "for=" + forwardedNode(peer) + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
+	var elem string
+	switch {
+	case !peer.IsValid():
+		elem = "for=unknown;host=" + quoteForwarded(in.Host) + ";proto=" + proto
+	case peer.Is6():
+		elem = `for="[` + peerStr + `]";host=` + quoteForwarded(in.Host) + ";proto=" + proto
+	default:
+		elem = "for=" + peerStr + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
+	}
 	// ReverseProxy drops the inbound Forwarded header from Out; a trusted peer's chain is kept.
 	if prev := in.Header["Forwarded"]; trusted && len(prev) > 0 {
 		elem = strings.Join(prev, ", ") + ", " + elem
 	}
-	out.Header["Forwarded"] = []string{elem}
-}
-
-func forwardedNode(a interface {
-	IsValid() bool
-	Is6() bool
-	String() string
-}) string {
-	if !a.IsValid() {
-		return "unknown"
-	}
-	if a.Is6() {
-		return `"[` + a.String() + `]"`
-	}
-	return a.String()
+	out.Header["Forwarded"] = vals.one(elem)
 }
 
 func quoteForwarded(s string) string {
@@ -420,9 +431,19 @@ func targetOf(info *httpx.Info) string {
 
 func isTimeout(err error) bool { return upstream.IsTimeout(err) }
 
-var bufferPool = &bytePool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+// copyBufSize is the size of the buffers ReverseProxy copies response bodies with.
+const copyBufSize = 32 << 10
 
+var bufferPool = &bytePool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
+
+// bytePool is ReverseProxy's BufferPool. It pools array pointers rather than slices, so that
+// neither Get nor Put allocates (a slice put into a sync.Pool would be boxed on every Put).
 type bytePool struct{ p sync.Pool }
 
-func (b *bytePool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bytePool) Put(s []byte) { b.p.Put(&s) }
+func (b *bytePool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
+
+func (b *bytePool) Put(s []byte) {
+	if cap(s) >= copyBufSize {
+		b.p.Put((*[copyBufSize]byte)(s[:copyBufSize]))
+	}
+}

@@ -244,8 +244,9 @@ var errFramingClosed = errors.New("connection closed after a refused request")
 
 // inspect decides the framing of one request head and queues it (or its stand-in).
 func (c *framingConn) inspect(head []byte) {
-	lines := bytes.Split(head, []byte("\n"))
-	requestLine := bytes.TrimRight(lines[0], "\r")
+	// The head is walked line by line in place (no per-request slice of lines).
+	requestLine, rest, more := bytes.Cut(head, []byte("\n"))
+	requestLine = bytes.TrimRight(requestLine, "\r")
 	if bytes.HasPrefix(requestLine, []byte("PRI * HTTP/2")) {
 		c.out = append(c.out, head...)
 		c.state = statePass
@@ -254,7 +255,9 @@ func (c *framingConn) inspect(head []byte) {
 	var cl []string
 	var te []string
 	upgrade := false
-	for _, l := range lines[1:] {
+	for more {
+		var l []byte
+		l, rest, more = bytes.Cut(rest, []byte("\n"))
 		l = bytes.TrimRight(l, "\r")
 		k, v, ok := bytes.Cut(l, []byte(":"))
 		if !ok {

@@ -314,14 +314,25 @@ func (w *headerWriter) apply() {
 	for _, k := range w.p.remove {
 		delete(h, k)
 	}
+	// The values added share one backing array (one allocation per response, not one per
+	// header); each slice's capacity is capped at one so an append elsewhere copies it.
+	var vals []string
+	one := func(v string) []string {
+		if vals == nil {
+			vals = make([]string, 0, len(w.p.set)+1)
+		}
+		vals = append(vals, v)
+		n := len(vals)
+		return vals[n-1 : n : n]
+	}
 	for _, kv := range w.p.set {
 		if _, ok := h[kv[0]]; !ok {
-			h[kv[0]] = []string{kv[1]}
+			h[kv[0]] = one(kv[1])
 		}
 	}
 	if w.tls && w.p.hsts != "" {
 		if _, ok := h["Strict-Transport-Security"]; !ok {
-			h["Strict-Transport-Security"] = []string{w.p.hsts}
+			h["Strict-Transport-Security"] = one(w.p.hsts)
 		}
 	}
 }
