@@ -13,6 +13,9 @@
 #              GATEHOUSE_ACCESS_LOG (on: buffered JSON to a file, as in run.sh; off)
 #              GATEHOUSE_BIN (a prebuilt gatehouse) KEEP_TMP (0) RESULTS_DIR (bench/results)
 set -euo pipefail
+BENCH_NAME=cache.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 quick=0
 for arg in "$@"; do
@@ -45,11 +48,6 @@ bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$bench_dir")
 RESULTS_DIR=${RESULTS_DIR:-$bench_dir/results}
 
-die() {
-	echo "cache.sh: $*" >&2
-	exit 1
-}
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 for tool in nginx wrk curl go; do
 	command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (apt-get install -y nginx wrk curl)"
@@ -64,74 +62,8 @@ dur_s=${DURATION%s}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-cache-bench.XXXXXX")
 # nginx workers (user nobody when run as root) must reach the proxy_cache directory.
 chmod 755 "$tmp"
-pids=()
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$? pid i alive
-	trap - EXIT INT TERM
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for ((i = 0; i < 50; i++)); do
-		alive=0
-		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		((alive)) || break
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if ((rc != 0 || KEEP_TMP)); then log "logs and configs kept in $tmp"; else rm -rf "$tmp"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
-free_port() {
-	local p
-	for _ in $(seq 500); do
-		p=$((30000 + RANDOM % 10000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port"
-}
-
-wait_http() {
-	local url=$1 i
-	for ((i = 0; i < 150; i++)); do
-		curl -fsS -o /dev/null -m 1 "$url" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "$url did not answer within 15s"
-}
-
-nginx_start() {
-	local dir=$1 body=$2
-	mkdir -p "$dir"
-	cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-$body
-}
-EOF
-	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "nginx -t failed for $dir"
-	nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stderr.log" 2>&1 &
-	pids+=("$!")
-}
 
 # --- backend: a fixed body, cacheable for 10 minutes, counting its requests in an access log.
 backend_port=$(free_port)
@@ -192,7 +124,7 @@ EOF
 pids+=("$!")
 
 declare -A port=([nginx]=$nginx_port [gatehouse]=$gh_port)
-path=/bench/item?id=1
+path="/bench/item?id=1"
 for name in nginx gatehouse; do
 	url="http://127.0.0.1:${port[$name]}$path"
 	wait_http "$url"
@@ -210,9 +142,6 @@ stamp=$(date +%Y%m%d-%H%M%S)
 csv="$RESULTS_DIR/cache-$stamp.csv"
 echo "round,proxy,req_per_s,p50_ms,p99_ms" >"$csv"
 
-to_ms() { # wrk latency ("812.00us", "1.20ms", "1.01s") to milliseconds
-	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
 
 declare -A sum=()
 for ((r = 1; r <= ROUNDS; r++)); do

@@ -15,6 +15,9 @@
 #              VARIANTS ("none memory redis") GATEHOUSE_BIN (a prebuilt gatehouse)
 #              KEEP_TMP (0) RESULTS_DIR (bench/results)
 set -euo pipefail
+BENCH_NAME=ratelimit.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 quick=0
 for arg in "$@"; do
@@ -46,11 +49,6 @@ bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$bench_dir")
 RESULTS_DIR=${RESULTS_DIR:-$bench_dir/results}
 
-die() {
-	echo "ratelimit.sh: $*" >&2
-	exit 1
-}
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 for tool in nginx wrk curl go getconf; do
 	command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (apt-get install -y nginx wrk curl)"
@@ -69,57 +67,10 @@ fi
 clk_tck=$(getconf CLK_TCK)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-ratelimit-bench.XXXXXX")
-pids=()
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$? pid i alive
-	trap - EXIT INT TERM
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for ((i = 0; i < 50; i++)); do
-		alive=0
-		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		((alive)) || break
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if ((rc != 0 || KEEP_TMP)); then log "logs and configs kept in $tmp"; else rm -rf "$tmp"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
-free_port() {
-	local p
-	for _ in $(seq 500); do
-		p=$((30000 + RANDOM % 10000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port"
-}
 
-wait_http() {
-	local url=$1 i
-	for ((i = 0; i < 150; i++)); do
-		curl -fsS -o /dev/null -m 1 "$url" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "$url did not answer within 15s"
-}
 
-# cpu_ticks prints utime+stime (fields 14 and 15 of /proc/PID/stat) of one process, all threads.
-cpu_ticks() {
-	local stat rest
-	local -a f
-	stat=$(<"/proc/$1/stat") || die "pid $1 vanished while measuring"
-	rest=${stat##*) }
-	read -r -a f <<<"$rest"
-	echo $((f[11] + f[12]))
-}
 
 # --- backend: nginx answering a tiny body.
 backend_port=$(free_port)
@@ -210,9 +161,6 @@ stamp=$(date +%Y%m%d-%H%M%S)
 csv="$RESULTS_DIR/ratelimit-$stamp.csv"
 echo "round,variant,req_per_s,p99_ms,cpu_us_per_req" >"$csv"
 
-to_ms() {
-	awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
 
 declare -A rps_sum=() cpu_sum=() p99_sum=()
 for ((r = 1; r <= ROUNDS; r++)); do
