@@ -682,22 +682,47 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Route  string `json:"route"`
 		Prefix string `json:"prefix"`
+		Key    string `json:"key"`
+		Tag    string `json:"tag"`
 	}
+	const usage = `send one of {"key": "/users/7?a=1"}, {"tag": "<surrogate key>"} or {"route": "<name or empty>", "prefix": "<URL prefix or empty>"}`
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, `send {"route": "<name or empty>", "prefix": "<key prefix or empty>"}`)
+			writeError(w, http.StatusBadRequest, CodeBadRequest, usage)
 			return
 		}
 	}
+	if (req.Key != "" || req.Tag != "") && (req.Route != "" || req.Prefix != "" || req.Key != "" && req.Tag != "") {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, usage)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	n, err := h.o.Cache.Purge(ctx, req.Route, req.Prefix)
+	var (
+		n   int
+		err error
+	)
+	switch {
+	case req.Key != "" || req.Tag != "":
+		p, ok := h.o.Cache.(CacheKeyTagPurger)
+		if !ok {
+			writeError(w, http.StatusNotImplemented, CodeNotImplemented, "this cache purges by route and prefix only")
+			return
+		}
+		if req.Key != "" {
+			n, err = p.PurgeKey(ctx, req.Key)
+		} else {
+			n, err = p.PurgeTag(ctx, req.Tag)
+		}
+	default:
+		n, err = h.o.Cache.Purge(ctx, req.Route, req.Prefix)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadGateway, CodeInternal, "cache purge failed: "+err.Error())
 		return
 	}
-	h.o.Logger.Info("admin: cache purged", "route", req.Route, "prefix", req.Prefix, "entries", n)
+	h.o.Logger.Info("admin: cache purged", "route", req.Route, "prefix", req.Prefix, "key", req.Key, "tag", req.Tag, "entries", n)
 	writeJSON(w, http.StatusOK, map[string]any{"purged": n})
 }

@@ -85,3 +85,11 @@ type CachePurger interface {
 	// prefix ("" for all), and returns how many were removed.
 	Purge(ctx context.Context, route, prefix string) (int, error)
 }
+
+// CacheKeyTagPurger is a CachePurger that also purges one URL (path and query, every variant)
+// or every response tagged with a surrogate key.
+type CacheKeyTagPurger interface {
+	CachePurger
+	PurgeKey(ctx context.Context, key string) (int, error)
+	PurgeTag(ctx context.Context, tag string) (int, error)
+}
