@@ -48,6 +48,13 @@ type Info struct {
 	Country string
 	// Bot names the bot rule the client matched ("" for none).
 	Bot string
+	// CacheStatus is the response cache's verdict (HIT, MISS, STALE, REVALIDATED, BYPASS) on
+	// routes that cache, for the metrics.
+	CacheStatus string
+	// RateLimit names the limit that decided the request and RateLimited whether it denied it
+	// ("" on routes without limits).
+	RateLimit   string
+	RateLimited bool
 }
 
 // Identity is an authenticated caller, set by the authentication middleware and read by

@@ -273,6 +273,17 @@ func (o *observer) finish(r *http.Request, ex *exchange, start time.Time) {
 	}
 	rm.Observe(r.Method, status, d)
 	info := &ex.info
+	// Policy outcomes are recorded here, once per request, from what the middleware noted.
+	if info.RateLimit != "" {
+		o.metrics.RateLimitDecision(info.Route, info.RateLimit, !info.RateLimited)
+	}
+	if info.CacheStatus != "" && info.CacheStatus != "BYPASS" {
+		o.metrics.CacheLookup(info.Route, info.CacheStatus == "HIT" || info.CacheStatus == "STALE")
+	}
+	switch info.ErrorCode {
+	case "missing_credentials", "invalid_token", "token_expired", "forbidden", "invalid_api_key", "auth_unavailable":
+		o.metrics.AuthFailure(info.Route, info.ErrorCode)
+	}
 	if ex.tel.Attempts == 0 && info.Target != "" && rm != o.noRoute {
 		// TODO(proxy): once the proxy calls telemetry.StartAttempt/EndAttempt per attempt this
 		// fallback (the last attempt only, seen from the edge) stops running by itself.

@@ -353,14 +353,18 @@ func (h *handler) reusable(e *store.CacheEntry, authorized bool) bool {
 	return d.public || d.hasSMaxAge || d.mustRevalidate
 }
 
-func (h *handler) setXCache(hdr http.Header, v string) {
+// setXCache sets the X-Cache header and records the verdict for the request's metrics.
+func (h *handler) setXCache(r *http.Request, hdr http.Header, v string) {
+	if info := httpx.InfoFrom(r.Context()); info != nil {
+		info.CacheStatus = v
+	}
 	if h.xcache != "" {
 		hdr[h.xcache] = []string{v}
 	}
 }
 
 func (h *handler) bypass(w http.ResponseWriter, r *http.Request) {
-	h.setXCache(w.Header(), Bypass)
+	h.setXCache(r, w.Header(), Bypass)
 	h.next.ServeHTTP(w, r)
 }
 
@@ -392,7 +396,7 @@ func (h *handler) serveEntry(w http.ResponseWriter, r *http.Request, e *store.Ca
 
 func (h *handler) stamp(hdr http.Header, r *http.Request, how string, age time.Duration) {
 	hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
-	h.setXCache(hdr, how)
+	h.setXCache(r, hdr, how)
 	if info := httpx.InfoFrom(r.Context()); info != nil && info.RequestID != "" {
 		hdr["X-Request-Id"] = []string{info.RequestID}
 	}
@@ -401,7 +405,7 @@ func (h *handler) stamp(hdr http.Header, r *http.Request, how string, age time.D
 // serveUnsafe proxies an unsafe request and, if it succeeded, invalidates the stored responses
 // of its URL and of the same-host URLs in Location and Content-Location (RFC 9111 4.4).
 func (h *handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
-	h.setXCache(w.Header(), Bypass)
+	h.setXCache(r, w.Header(), Bypass)
 	sw := &statusWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
 	if sw.status < 200 || sw.status >= 400 {

@@ -124,7 +124,7 @@ func (c *captureWriter) WriteHeader(code int) {
 		}
 		out[k] = append(out[k], vs...)
 	}
-	c.h.setXCache(out, Miss)
+	c.h.setXCache(c.r, out, Miss)
 	c.w.WriteHeader(code)
 }
 

@@ -361,10 +361,34 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 		s.allRes, s.allLims = append(s.allRes, s.rRes...), append(s.allLims, s.rLim...)
 	}
 	setHeaders(w.Header(), s.allLims, s.allRes, allowed)
+	if info := httpx.InfoFrom(r.Context()); info != nil {
+		info.RateLimit, info.RateLimited = decidingLimit(s.allLims, s.allRes, allowed), !allowed
+	}
 	if !allowed {
 		httpx.WriteError(w, r, http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded; retry after the time in Retry-After")
 	}
 	return allowed
+}
+
+// decidingLimit names the limit that decided the request: the first that denied it, or the one
+// with the fewest requests left.
+func decidingLimit(lims []*limit, res []store.Result, allowed bool) string {
+	best := -1
+	for i := range res {
+		if !allowed {
+			if !res[i].Allowed {
+				return lims[i].name
+			}
+			continue
+		}
+		if best < 0 || res[i].Remaining < res[best].Remaining {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return lims[best].name
 }
 
 func grow(s []store.Result, n int) []store.Result {
