@@ -167,7 +167,7 @@ func (c *framingConn) feed(b []byte) {
 			if c.remain == 0 {
 				c.state = stateHead
 			}
-		case stateChunkSize, stateTrailer:
+		case stateChunkSize, stateTrailer, stateChunkDataCRLF:
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
 				c.line = append(c.line, b...)
@@ -185,6 +185,16 @@ func (c *framingConn) feed(b []byte) {
 			if c.state == stateTrailer {
 				if len(line) == 0 {
 					c.state = stateHead
+				}
+				continue
+			}
+			if c.state == stateChunkDataCRLF {
+				// The line ending after chunk data must be empty; anything else is malformed
+				// and net/http rejects it and closes.
+				if len(line) == 0 {
+					c.state = stateChunkSize
+				} else {
+					c.state = statePass
 				}
 				continue
 			}
@@ -212,9 +222,6 @@ func (c *framingConn) feed(b []byte) {
 			if c.remain == 0 {
 				c.state = stateChunkDataCRLF
 			}
-		case stateChunkDataCRLF:
-			// The CRLF after chunk data is an ordinary line ending.
-			c.state = stateChunkSize
 		}
 	}
 }
@@ -280,6 +287,11 @@ func (c *framingConn) inspect(head []byte) {
 	case len(te) > 1:
 		c.refuse("several Transfer-Encoding headers")
 		return
+	case len(te) > 0 && !bytes.HasSuffix(requestLine, []byte(" HTTP/1.1")):
+		// net/http ignores Transfer-Encoding on HTTP/1.0 (the body is then empty), so this
+		// guard would read the next request as chunk data (RFC 9112 §6.1: faulty framing).
+		c.refuse("Transfer-Encoding on HTTP/1.0")
+		return
 	}
 	c.out = append(c.out, head...)
 	switch {
@@ -338,6 +350,13 @@ func asciiEqualFold(b []byte, s string) bool {
 type framingListener struct {
 	net.Listener
 	maxHead int
+}
+
+// newFramingListener guards ln for an http.Server with the given MaxHeaderBytes. net/http
+// reads heads of up to MaxHeaderBytes+4096 bytes, so the guard must inspect at least that much:
+// a head it gives up on has to be one net/http refuses too.
+func newFramingListener(ln net.Listener, serverMaxHeaderBytes int) *framingListener {
+	return &framingListener{Listener: ln, maxHead: serverMaxHeaderBytes + 4096}
 }
 
 func (l *framingListener) Accept() (net.Conn, error) {

@@ -89,6 +89,12 @@ func TestFramingGuard(t *testing.T) {
 			[]string{"400 refused: several Transfer-Encoding headers"}},
 		{"conflicting CL rejected by net/http", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", nil,
 			[]string{"400 400 Bad Request"}},
+		{"CL and TE after a chunked request",
+			"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", nil,
+			[]string{`200 POST /a body="abc"`, "400 refused: both Content-Length and Transfer-Encoding"}},
+		{"TE on HTTP/1.0 refused",
+			"POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", nil,
+			[]string{"400 refused: Transfer-Encoding on HTTP/1.0"}},
 		{"obfuscated TE rejected by net/http", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", nil,
 			[]string{"501 Unsupported transfer encoding"}},
 	}
@@ -118,5 +124,36 @@ func TestFramingLargeBody(t *testing.T) {
 	resp.Body.Close()
 	if !strings.HasPrefix(string(b), "POST /big body=\"zzz") || len(b) < 1<<20 {
 		t.Fatalf("large body mangled: %d bytes", len(b))
+	}
+}
+
+// A head just over MaxHeaderBytes is still read by net/http (it allows 4096 bytes of slack), so
+// the guard must not give up on it and let an ambiguous head through.
+func TestFramingGuardLargeHead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		ConnContext:    withFraming,
+		MaxHeaderBytes: 4096,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if reason, ok := refusedFraming(r); ok {
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(400)
+				fmt.Fprintf(w, "refused: %s", reason)
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s body=%q", r.Method, r.URL.Path, b)
+		}),
+	}
+	go srv.Serve(newFramingListener(ln, srv.MaxHeaderBytes))
+	t.Cleanup(func() { srv.Close() })
+	pad := "X-Pad: " + strings.Repeat("a", 6000) + "\r\n"
+	got := exchange(t, ln.Addr().String(), "POST /a HTTP/1.1\r\nHost: x\r\n"+pad[:5000], pad[5000:],
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "400 refused") {
+		t.Fatalf("got %q, want the head refused", got)
 	}
 }

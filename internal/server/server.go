@@ -246,7 +246,7 @@ func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
 	} else {
 		// Plain HTTP/1: every request head is checked for ambiguous framing before net/http
 		// parses it (net/http would silently prefer Transfer-Encoding).
-		ln = &framingListener{Listener: ln, maxHead: int(sc.MaxHeaderBytes.Bytes)*2 + 4096}
+		ln = newFramingListener(ln, srv.MaxHeaderBytes)
 		protocols.SetUnencryptedHTTP2(lc.H2C)
 	}
 	srv.Protocols = &protocols
