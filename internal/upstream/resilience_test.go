@@ -319,3 +319,37 @@ func TestRunFallbackAndNoTarget(t *testing.T) {
 		t.Fatal("in-flight count leaked")
 	}
 }
+
+// TestRegistryRetryAttemptsChangeKeepsBudget: a reload that turns retries on (attempts 1 → 3)
+// with the same budget settings must not reuse a state built without a retry budget (every
+// request of the service would dereference the nil budget).
+func TestRegistryRetryAttemptsChangeKeepsBudget(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	ts := []*Target{NewTarget(u, 1)}
+	reg := NewRegistry()
+	retry := func(attempts int) *RetryConfig {
+		return &RetryConfig{Attempts: attempts, Methods: []string{http.MethodGet}, BudgetPercent: 20, BudgetWindow: 10 * time.Second}
+	}
+	cfg := ServiceConfig{Name: "s", Targets: ts, Balancer: RoundRobin, Retry: retry(1),
+		Transport: http.DefaultTransport, RequestTimeout: 5 * time.Second}
+	_, rel1, err := reg.AcquireService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel1()
+	cfg.Retry = retry(3)
+	s2, rel2, err := reg.AcquireService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel2()
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	resp, err := s2.Do(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+}

@@ -123,7 +123,7 @@ func stateKey(cfg *ServiceConfig) string {
 	if cfg.Active != nil {
 		fmt.Fprintf(&b, "|active%+v", *cfg.Active)
 	}
-	if cfg.Retry != nil {
+	if cfg.Retry != nil && cfg.Retry.Attempts > 1 { // as newServiceState: a budget exists only then
 		fmt.Fprintf(&b, "|budget%d/%d/%v", cfg.Retry.BudgetPercent, cfg.Retry.BudgetMinRetries, cfg.Retry.BudgetWindow)
 	}
 	return b.String()

@@ -108,10 +108,10 @@ func (c *captureWriter) WriteHeader(code int) {
 		if ttl, ok := c.h.storeTTL(code, c.hdr, c.authorized, c.reqTime, c.respTime); ok {
 			c.capture, c.ttl = true, ttl
 			if cl, err := strconv.ParseInt(c.hdr.Get("Content-Length"), 10, 64); err == nil {
-				if cl > c.h.maxObject {
-					c.capture = false // too large: stream it through uncached
+				if cl > c.h.maxObject || cl < 0 {
+					c.capture = false // too large (or nonsense): stream it through uncached
 				} else {
-					c.buf = make([]byte, 0, cl)
+					c.buf = make([]byte, 0, min(cl, 64<<10)) // grows as the body arrives
 				}
 			}
 		}

@@ -20,6 +20,9 @@ type pool struct {
 	open    int     // idle + busy + being dialed
 	waiters []chan *conn
 	timer   *time.Timer // closes expired idle connections; nil when unarmed
+	// closing is set by closeIdle (the pool's last user may have retired it): connections
+	// freed afterwards are closed rather than kept, until a request uses the pool again.
+	closing bool
 	// maxOpen and idleTimeout are copies of the Transport's options, for the methods that
 	// run outside a request.
 	maxOpen     int
@@ -96,6 +99,7 @@ func trimBrackets(h string) string {
 // when the pool is at MaxPerTarget.
 func (t *Transport) getConn(ctx context.Context, p *pool, fresh bool) (*conn, error) {
 	p.mu.Lock()
+	p.closing = false
 	if !fresh {
 		if c := p.popIdle(); c != nil {
 			p.mu.Unlock()
@@ -175,7 +179,7 @@ func (p *pool) popIdle() *conn {
 }
 
 // put returns a connection whose exchange is complete: to a waiting request, to the idle stack,
-// or, when that is full, it closes it.
+// or, when that is full or the pool was closed since, it closes it.
 func (p *pool) put(c *conn, o Options) {
 	p.mu.Lock()
 	if len(p.waiters) > 0 {
@@ -186,7 +190,7 @@ func (p *pool) put(c *conn, o Options) {
 		ch <- c
 		return
 	}
-	if len(p.idle) >= o.MaxIdlePerTarget {
+	if p.closing || len(p.idle) >= o.MaxIdlePerTarget {
 		p.open--
 		p.mu.Unlock()
 		_ = c.nc.Close()
@@ -258,6 +262,7 @@ func (p *pool) closeIdle() {
 	idle := p.idle
 	p.idle = nil
 	p.open -= len(idle)
+	p.closing = true
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil

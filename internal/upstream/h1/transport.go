@@ -94,8 +94,9 @@ func New(o Options) (*Transport, error) {
 // Fallback returns the RoundTripper that serves what this Transport does not handle.
 func (t *Transport) Fallback() http.RoundTripper { return t.fallback }
 
-// CloseIdleConnections closes every idle connection and stops the idle timers; the Transport
-// stays usable. The fallback's idle connections are closed too.
+// CloseIdleConnections closes every idle connection and stops the idle timers; connections of
+// requests still in flight are closed when they finish, as net/http does, until the Transport is
+// used again (it stays usable). The fallback's idle connections are closed too.
 func (t *Transport) CloseIdleConnections() {
 	for _, p := range *t.pools.Load() {
 		p.closeIdle()
@@ -178,9 +179,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.reused && !replay && !connAlive(c.nc) {
-			// The target closed it (or sent something unasked) while it sat idle; a request
-			// that cannot be replayed must not be risked on it. Try the next one.
+		if c.reused && !connAlive(c.nc) {
+			// The target closed it, or sent something unasked (a body after the head of a
+			// HEAD/204/304 response), while it sat idle: bytes waiting there would be read as
+			// this request's response. Try the next one.
 			p.closeConn(c)
 			continue
 		}

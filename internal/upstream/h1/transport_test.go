@@ -639,3 +639,63 @@ func TestDialError(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestUnsolicitedBytesAfterNoBodyResponse: a buggy target that sends a body after the head of
+// a HEAD (or 204/304) response leaves bytes on the idle connection; the next request, even an
+// idempotent one, must not read them as its response (net/http closes such a connection too).
+func TestUnsolicitedBytesAfterNoBodyResponse(t *testing.T) {
+	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		for {
+			r, err := readReq(br)
+			if err != nil {
+				return
+			}
+			if r.Method == http.MethodHead {
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+				time.Sleep(30 * time.Millisecond)
+				_, _ = io.WriteString(c, "hello") // the body a HEAD response must not have
+				continue
+			}
+			_, _ = io.WriteString(c, okResp)
+		}
+	})
+	tr, _ := newTransport(t, Options{})
+	if resp, body := do(t, tr, "HEAD", url+"/", nil); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
+	}
+	time.Sleep(80 * time.Millisecond) // the stray body arrives on the idle connection
+	req, _ := http.NewRequest("GET", url+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET after a HEAD with a stray body: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if string(b) != "ok" {
+		t.Fatalf("GET body %q", b)
+	}
+}
+
+// TestCloseIdleClosesConnectionsFreedLater: when a pool is retired (CloseIdleConnections by the
+// registry's last release), a request still in flight must not park its connection in the
+// idle stack afterwards, where nothing would ever use or close it (net/http's closeIdle).
+func TestCloseIdleClosesConnectionsFreedLater(t *testing.T) {
+	srv := echoServer(t)
+	tr, _ := newTransport(t, Options{})
+	req, _ := http.NewRequest("GET", srv.URL+"/big", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections() // retired while the response is streaming
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if st := tr.Stats(hostOf(srv)); st.Open != 0 || st.Idle != 0 {
+		t.Fatalf("connection freed after CloseIdleConnections kept: %+v", st)
+	}
+	// The Transport stays usable and pools again once used.
+	do(t, tr, "GET", srv.URL+"/x", nil)
+	if st := tr.Stats(hostOf(srv)); st.Idle != 1 {
+		t.Fatalf("after reuse: %+v", st)
+	}
+}
