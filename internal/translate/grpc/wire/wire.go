@@ -230,10 +230,14 @@ func ReadFrame(r io.Reader, limit int, encoding string) ([]byte, error) {
 	if int64(n) > int64(limit) {
 		return nil, ErrFrameTooLarge
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("grpc frame: truncated message: %w", err)
+	// Grow with what actually arrives: a peer that only sends frame headers claiming 16 MiB
+	// must not make the gateway allocate 16 MiB each.
+	var bb bytes.Buffer
+	bb.Grow(int(min(n, 64<<10)))
+	if got, err := io.CopyN(&bb, r, int64(n)); err != nil || got != int64(n) {
+		return nil, fmt.Errorf("grpc frame: truncated message: %w", io.ErrUnexpectedEOF)
 	}
+	buf := bb.Bytes()
 	switch hdr[0] {
 	case 0:
 		return buf, nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -102,5 +103,20 @@ func TestFrames(t *testing.T) {
 	}
 	if _, err := ReadFrame(bytes.NewReader(frame), 100, "snappy"); err == nil {
 		t.Error("unknown encoding accepted")
+	}
+}
+
+func TestReadFrameDoesNotTrustTheClaimedLength(t *testing.T) {
+	// A frame header claiming 16 MiB followed by 10 bytes: an error, and no 16 MiB allocation.
+	frame := append([]byte{0, 0x01, 0x00, 0x00, 0x00}, make([]byte, 10)...) // 0x01000000 = 16 MiB
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadFrame(bytes.NewReader(frame), 32<<20, "")
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("truncated frame accepted")
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("reading a truncated frame allocated %d bytes", grew)
 	}
 }
