@@ -404,3 +404,37 @@ routes:
 		t.Fatalf("unverifiable upstream: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestSmugglingOverTLS sends ambiguous framing inside TLS (HTTP/1.1 via ALPN): refused like on
+// plain listeners, while HTTP/2 and ordinary HTTP/1.1 over TLS keep working.
+func TestSmugglingOverTLS(t *testing.T) {
+	g, ca, _, _ := tlsGateway(t, "")
+	c, err := tls.Dial("tcp", g.addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "api.example.com", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ok HTTP/1.1\r\nHost: api.example.com\r\n\r\n"+
+		"POST /x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	first, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(first.Body)
+	if first.StatusCode != 200 || decodeEcho(t, string(body)).Path != "/ok" || first.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("first request over TLS: %d %s (HSTS %q)", first.StatusCode, body, first.Header.Get("Strict-Transport-Security"))
+	}
+	second, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(second.Body)
+	if second.StatusCode != 400 || !strings.Contains(string(body), `"error":"request_smuggling"`) {
+		t.Fatalf("CL+TE over TLS: %d %s", second.StatusCode, body)
+	}
+	if _, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatal("the smuggled request after the refused one was answered")
+	}
+}

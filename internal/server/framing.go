@@ -3,11 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // framingConn guards an HTTP/1.x connection against request smuggling. net/http resolves a
@@ -25,6 +28,10 @@ type framingConn struct {
 	maxHead  int
 	rejected atomic.Bool
 	reason   string
+	// tlsState is the handshake of an HTTP/1.1-over-TLS connection this guard wraps (see
+	// tlsSplitListener); net/http then sees a plain connection, so the listener handler puts
+	// the state back on each request.
+	tlsState *tls.ConnectionState
 
 	state   int
 	head    []byte // head being collected
@@ -44,6 +51,7 @@ const (
 	stateChunkDataCRLF
 	stateTrailer
 	statePass
+	stateDiscard
 )
 
 // smugglingPath is the request target substituted for a refused head. Only requests whose
@@ -65,6 +73,15 @@ func withFraming(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
+// connTLS returns the TLS state of a guarded HTTP/1.1-over-TLS connection (nil otherwise).
+func connTLS(r *http.Request) *tls.ConnectionState {
+	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
+	if fc == nil {
+		return nil
+	}
+	return fc.tlsState
+}
+
 // refusedFraming reports whether r is the stand-in for a refused head (and why). Earlier
 // requests on the same connection are served normally.
 func refusedFraming(r *http.Request) (string, bool) {
@@ -81,17 +98,28 @@ func refusedFraming(r *http.Request) (string, bool) {
 func (c *framingConn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		if c.readErr != nil {
-			// Deadline errors are transient (net/http interrupts its background read with
-			// one); only the end of a refused connection is final.
+			// Reported once: deadline errors are transient (net/http interrupts its
+			// background read with one).
 			err := c.readErr
-			if err != errFramingClosed {
-				c.readErr = nil
-			}
+			c.readErr = nil
 			return 0, err
 		}
 		switch {
 		case c.state == statePass:
 			return c.Conn.Read(p)
+		case c.state == stateDiscard:
+			// After a refused head nothing more is parsed: whatever the client sends is
+			// dropped until net/http, having answered the stand-in ("Connection: close"),
+			// closes the connection. Blocking here (rather than failing) keeps net/http from
+			// taking the connection for dead while an earlier request is still being served.
+			if c.rbuf == nil {
+				c.rbuf = make([]byte, 4096)
+			}
+			for {
+				if _, err := c.Conn.Read(c.rbuf); err != nil {
+					return 0, err
+				}
+			}
 		case c.state == stateBody && int64(len(p)) <= c.remain:
 			// Inside a Content-Length body: no need to look at the bytes.
 			n, err := c.Conn.Read(p)
@@ -107,7 +135,7 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		c.out = c.out[:0]
 		n, err := c.Conn.Read(c.rbuf)
 		c.feed(c.rbuf[:n])
-		if err != nil && c.readErr != errFramingClosed {
+		if err != nil {
 			c.readErr = err
 			var ne net.Error
 			if len(c.head) > 0 && c.state == stateHead && !(errors.As(err, &ne) && ne.Timeout()) {
@@ -128,6 +156,8 @@ func (c *framingConn) feed(b []byte) {
 		switch c.state {
 		case statePass:
 			c.out = append(c.out, b...)
+			return
+		case stateDiscard:
 			return
 		case stateHead:
 			// Skip the empty lines a client may send between requests.
@@ -247,7 +277,7 @@ func headEnd(b []byte, from int) int {
 	return -1
 }
 
-var errFramingClosed = errors.New("connection closed after a refused request")
+var errConflictingLength = errors.New("conflicting Content-Length values")
 
 // inspect decides the framing of one request head and queues it (or its stand-in).
 func (c *framingConn) inspect(head []byte) {
@@ -308,7 +338,7 @@ func (c *framingConn) inspect(head []byte) {
 		n, err := strconv.ParseInt(cl[0], 10, 64)
 		for _, other := range cl[1:] {
 			if other != cl[0] {
-				err = errFramingClosed
+				err = errConflictingLength
 			}
 		}
 		if err != nil || n < 0 {
@@ -326,8 +356,7 @@ func (c *framingConn) refuse(reason string) {
 	c.rejected.Store(true)
 	c.out = append(c.out, refusedRequest...)
 	// Nothing after a refused head is trusted: the connection ends with this request.
-	c.readErr = errFramingClosed
-	c.state = statePass
+	c.state = stateDiscard
 }
 
 func asciiEqualFold(b []byte, s string) bool {
@@ -365,4 +394,79 @@ func (l *framingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &framingConn{Conn: c, maxHead: l.maxHead}, nil
+}
+
+// tlsSplitListener terminates TLS itself so the smuggling guard also covers HTTP/1.1 over TLS:
+// after the handshake an HTTP/2 connection is handed to net/http as the *tls.Conn it is (net/http
+// then speaks h2 on it), while an HTTP/1.1 connection is wrapped in the framing guard first.
+// Handshakes run concurrently, bounded by a timeout, so a slow client cannot stall accepting.
+type tlsSplitListener struct {
+	net.Listener
+	cfg     *tls.Config
+	timeout time.Duration
+	maxHead int
+	conns   chan net.Conn
+	errc    chan error
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newTLSSplitListener(raw net.Listener, cfg *tls.Config, handshakeTimeout time.Duration, serverMaxHeaderBytes int) *tlsSplitListener {
+	if handshakeTimeout <= 0 {
+		handshakeTimeout = 10 * time.Second
+	}
+	l := &tlsSplitListener{Listener: raw, cfg: cfg, timeout: handshakeTimeout, maxHead: serverMaxHeaderBytes + 4096,
+		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+func (l *tlsSplitListener) acceptLoop() {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case l.errc <- err:
+			case <-l.done:
+			}
+			return
+		}
+		go l.handshake(c)
+	}
+}
+
+func (l *tlsSplitListener) handshake(c net.Conn) {
+	tc := tls.Server(c, l.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		_ = tc.Close()
+		return
+	}
+	var out net.Conn = tc
+	if st := tc.ConnectionState(); st.NegotiatedProtocol != "h2" {
+		out = &framingConn{Conn: tc, maxHead: l.maxHead, tlsState: &st}
+	}
+	select {
+	case l.conns <- out:
+	case <-l.done:
+		_ = out.Close()
+	}
+}
+
+func (l *tlsSplitListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *tlsSplitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -241,8 +240,9 @@ func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
 		}
 		l.closers = append(l.closers, mgr)
 		protocols.SetHTTP2(true)
-		srv.TLSConfig = mgr.TLSConfig()
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		// The listener terminates TLS with its own config; net/http keeps (and mutates while
+		// setting up HTTP/2) a separate srv.TLSConfig, so the two never race.
+		ln = newTLSSplitListener(ln, mgr.TLSConfig(), sc.ReadHeaderTimeout.Duration, srv.MaxHeaderBytes)
 	} else {
 		// Plain HTTP/1: every request head is checked for ambiguous framing before net/http
 		// parses it (net/http would silently prefer Transfer-Encoding).
@@ -279,6 +279,11 @@ func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Ha
 	}
 	next := s.guard.Wrap(s)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			// HTTP/1.1 over TLS reaches net/http through the framing guard as a plain
+			// connection; the request still arrived over TLS.
+			r.TLS = connTLS(r)
+		}
 		if reason, ok := refusedFraming(r); ok {
 			s.refuseSmuggling(w, r, reason)
 			return
