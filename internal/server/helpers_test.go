@@ -1,16 +1,17 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/gatehouse/gatehouse/internal/testutil/syncbuf"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,22 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer is a goroutine-safe bytes.Buffer for capturing logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // gateway is a Server under test listening on a free loopback port.
 type gateway struct {
@@ -54,13 +40,29 @@ type gateway struct {
 // startGateway loads yaml (with ${NAME} from env; LISTEN is set to a free port) and starts it.
 func startGateway(t *testing.T, yaml string, env map[string]string) *gateway {
 	t.Helper()
+	g, _ := startGatewayWith(t, yaml, env, nil)
+	return g
+}
+
+// startGatewayWith is startGateway with the server options edited by mod (may be nil). The
+// config is also written to a file, set as Options.ConfigPath, so ReloadFile works.
+func startGatewayWith(t *testing.T, yaml string, env map[string]string, mod func(*Options)) (*gateway, *config.Config) {
+	t.Helper()
 	g := &gateway{t: t, logs: &syncBuffer{}, access: &syncBuffer{}, env: map[string]string{"LISTEN": "127.0.0.1:0"}}
 	for k, v := range env {
 		g.env[k] = v
 	}
 	cfg := g.load(yaml)
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, Options{Logger: logger, AccessLogWriter: g.access, LookupEnv: g.lookup})
+	opts := Options{Logger: logger, AccessLogWriter: g.access, LookupEnv: g.lookup, ConfigPath: path}
+	if mod != nil {
+		mod(&opts)
+	}
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -76,7 +78,7 @@ func startGateway(t *testing.T, yaml string, env map[string]string) *gateway {
 		_ = srv.Shutdown(ctx)
 		http.DefaultClient.CloseIdleConnections()
 	})
-	return g
+	return g, cfg
 }
 
 func (g *gateway) lookup(name string) (string, bool) {

@@ -1,16 +1,12 @@
 package server
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -26,37 +22,8 @@ type obsGateway struct {
 // options edited by mod; the config is also written to a file so ReloadFile works.
 func startObsGateway(t *testing.T, yaml string, env map[string]string, mod func(*Options)) *obsGateway {
 	t.Helper()
-	g := &gateway{t: t, logs: &syncBuffer{}, access: &syncBuffer{}, env: map[string]string{"LISTEN": "127.0.0.1:0"}}
-	for k, v := range env {
-		g.env[k] = v
-	}
-	cfg := g.load(yaml)
-	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := Options{Logger: logger, AccessLogWriter: g.access, LookupEnv: g.lookup, ConfigPath: path}
-	if mod != nil {
-		mod(&opts)
-	}
-	srv, err := New(cfg, opts)
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	g.srv = srv
-	g.addr = srv.Addrs()["public"]
-	g.base = "http://" + g.addr
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		http.DefaultClient.CloseIdleConnections()
-	})
-	return &obsGateway{gateway: g, adminBase: "http://" + srv.AdminAddr(), token: cfg.Admin.Token}
+	g, cfg := startGatewayWith(t, yaml, env, mod)
+	return &obsGateway{gateway: g, adminBase: "http://" + g.srv.AdminAddr(), token: cfg.Admin.Token}
 }
 
 // admin sends a request to the admin listener (with the token unless noAuth).
