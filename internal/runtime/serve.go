@@ -1,9 +1,7 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -20,7 +18,7 @@ import (
 // exchange is everything the edge keeps for one request, allocated once.
 type exchange struct {
 	info httpx.Info
-	sw   statusWriter
+	sw   httpx.StatusWriter
 	tel  telemetry.Request
 	span trace.Span // the server span (nil: tracing off)
 }
@@ -37,7 +35,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &ex.info
 	info.RequestID = httpx.RequestID(r.Header)
 	info.ClientIP, info.PeerTrusted = httpx.ClientIP(httpx.PeerAddr(r.RemoteAddr), r.Header["X-Forwarded-For"], rt.trusted)
-	ex.sw = statusWriter{ResponseWriter: w}
+	ex.sw = httpx.StatusWriter{ResponseWriter: w}
 	ctx := httpx.WithInfo(r.Context(), info)
 	var tel *telemetry.Request
 	if rt.obs.on {
@@ -146,8 +144,8 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *statusWriter, start time.Time, d time.Duration) {
-	status := sw.status
+func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *httpx.StatusWriter, start time.Time, d time.Duration) {
+	status := sw.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -158,50 +156,11 @@ func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *statusWriter
 	rec := telemetry.AccessRecord{
 		Time: start, RequestID: info.RequestID, ClientIP: info.ClientIP.String(), Method: r.Method,
 		Host: r.Host, Path: path, Proto: r.Proto, Route: info.Route, Service: info.Service,
-		Target: info.Target, Status: status, Bytes: sw.bytes, Duration: d,
+		Target: info.Target, Status: status, Bytes: sw.Bytes, Duration: d,
 		Upstream: info.UpstreamDuration, ErrorCode: info.ErrorCode,
 	}
 	rt.access.Log(&rec)
 }
-
-// statusWriter records the status and body size; Unwrap lets http.ResponseController reach
-// Flush and Hijack of the underlying writer (streaming and upgrades).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if w.status == 0 {
-		w.status = http.StatusSwitchingProtocols
-	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observer holds a Runtime's instruments, bound once per route at compile time so that
 // recording a request costs no label lookup.
@@ -265,7 +224,7 @@ func (o *observer) routed(r *http.Request, tel *telemetry.Request, idx int) {
 // and ends the server span.
 func (o *observer) finish(r *http.Request, ex *exchange, start time.Time) {
 	d := time.Since(start)
-	status := ex.sw.status
+	status := ex.sw.Status
 	o.metrics.RequestDone()
 	rm := ex.tel.Route
 	if rm == nil {

@@ -406,9 +406,9 @@ func (h *handler) stamp(hdr http.Header, r *http.Request, how string, age time.D
 // of its URL and of the same-host URLs in Location and Content-Location (RFC 9111 4.4).
 func (h *handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 	h.setXCache(r, w.Header(), Bypass)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
-	if sw.status < 200 || sw.status >= 400 {
+	if sw.Status < 200 || sw.Status >= 400 {
 		return
 	}
 	info := httpx.InfoFrom(r.Context())
@@ -427,35 +427,6 @@ func (h *handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 		h.logger.Debug("cache invalidation failed", "route", h.route, "error", err.Error())
 	}
 }
-
-// statusWriter records the status written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // flights coalesces concurrent misses of one key.
 type flights struct {
