@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/middleware/cache"
 	"github.com/gatehouse/gatehouse/internal/middleware/edge"
 	"github.com/gatehouse/gatehouse/internal/runtime"
+	"github.com/gatehouse/gatehouse/internal/server/h1"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -87,9 +88,17 @@ type listener struct {
 	name    string
 	cfg     config.Listener
 	ln      net.Listener
-	srv     *http.Server
+	srv     httpServer
 	done    chan struct{}
 	closers []io.Closer // TLS certificate watchers
+}
+
+// httpServer is what serves a listener: net/http's server (TLS, h2c) or Gatehouse's own
+// HTTP/1.x server (plain listeners).
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // ReloadEvent records one reload attempt.
@@ -219,37 +228,56 @@ func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
 	// Connection caps first, so a refused connection costs nothing more.
 	ln = edge.LimitListener(ln, lc.MaxConns, lc.MaxConnsPerIP, s.logger)
 	sc := cfg.Server
-	srv := &http.Server{
-		Handler:           s.listenerHandler(lc, cfg),
-		ReadHeaderTimeout: sc.ReadHeaderTimeout.Duration,
-		ReadTimeout:       sc.ReadTimeout.Duration,
-		WriteTimeout:      sc.WriteTimeout.Duration,
-		IdleTimeout:       sc.IdleTimeout.Duration,
-		// The handler answers oversized heads with a JSON 431; this hard cap is the backstop.
-		MaxHeaderBytes: int(sc.MaxHeaderBytes.Bytes)*2 + 4096,
-		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
-		ConnContext:    withFraming,
-	}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	if lc.TLS != nil {
-		mgr, err := tlsconf.New(*lc.TLS, s.logger)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("listener %s: %w", lc.Name, err)
+	handler := s.listenerHandler(lc, cfg)
+	// The handler answers oversized heads with a JSON 431; this hard cap is the backstop.
+	maxHead := int(sc.MaxHeaderBytes.Bytes)*2 + 4096
+	var srv httpServer
+	if lc.TLS == nil && !lc.H2C {
+		// Plain HTTP/1.x: Gatehouse's own server (one goroutine per connection, strict framing
+		// that refuses smuggling attempts itself).
+		srv = &h1.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: sc.ReadHeaderTimeout.Duration,
+			ReadTimeout:       sc.ReadTimeout.Duration,
+			WriteTimeout:      sc.WriteTimeout.Duration,
+			IdleTimeout:       sc.IdleTimeout.Duration,
+			MaxHeaderBytes:    maxHead,
+			Refuse:            s.refuseRequest,
+			Logger:            s.logger,
 		}
-		l.closers = append(l.closers, mgr)
-		protocols.SetHTTP2(true)
-		// The listener terminates TLS with its own config; net/http keeps (and mutates while
-		// setting up HTTP/2) a separate srv.TLSConfig, so the two never race.
-		ln = newTLSSplitListener(ln, mgr.TLSConfig(), sc.ReadHeaderTimeout.Duration, srv.MaxHeaderBytes)
 	} else {
-		// Plain HTTP/1: every request head is checked for ambiguous framing before net/http
-		// parses it (net/http would silently prefer Transfer-Encoding).
-		ln = newFramingListener(ln, srv.MaxHeaderBytes)
-		protocols.SetUnencryptedHTTP2(lc.H2C)
+		hs := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: sc.ReadHeaderTimeout.Duration,
+			ReadTimeout:       sc.ReadTimeout.Duration,
+			WriteTimeout:      sc.WriteTimeout.Duration,
+			IdleTimeout:       sc.IdleTimeout.Duration,
+			MaxHeaderBytes:    maxHead,
+			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+			ConnContext:       withFraming,
+		}
+		var protocols http.Protocols
+		protocols.SetHTTP1(true)
+		if lc.TLS != nil {
+			mgr, err := tlsconf.New(*lc.TLS, s.logger)
+			if err != nil {
+				_ = ln.Close()
+				return fmt.Errorf("listener %s: %w", lc.Name, err)
+			}
+			l.closers = append(l.closers, mgr)
+			protocols.SetHTTP2(true)
+			// The listener terminates TLS with its own config; net/http keeps (and mutates
+			// while setting up HTTP/2) a separate hs.TLSConfig, so the two never race.
+			ln = newTLSSplitListener(ln, mgr.TLSConfig(), sc.ReadHeaderTimeout.Duration, maxHead)
+		} else {
+			// h2c: every HTTP/1 request head is checked for ambiguous framing before net/http
+			// parses it (net/http would silently prefer Transfer-Encoding).
+			ln = newFramingListener(ln, maxHead)
+			protocols.SetUnencryptedHTTP2(true)
+		}
+		hs.Protocols = &protocols
+		srv = hs
 	}
-	srv.Protocols = &protocols
 	l.ln, l.srv = ln, srv
 	s.listeners = append(s.listeners, l)
 	go func() {
@@ -300,6 +328,20 @@ func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Ha
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuseRequest answers a request the HTTP/1.x server refused before routing (malformed or
+// ambiguous framing, oversized head) with the gateway's JSON error and a request ID.
+func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, e *h1.RequestError) {
+	if e.Smuggling {
+		s.refuseSmuggling(w, r, e.Reason)
+		return
+	}
+	id := httpx.RequestID(nil)
+	r = r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{RequestID: id}))
+	s.logger.Debug("refused request", "status", e.Status, "reason", e.Reason, "request_id", id,
+		"client_ip", httpx.PeerAddr(r.RemoteAddr).String())
+	httpx.WriteError(w, r, e.Status, e.Code, e.Reason)
 }
 
 func (s *Server) refuseSmuggling(w http.ResponseWriter, r *http.Request, reason string) {

@@ -1,0 +1,388 @@
+package h1
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// RequestError is a request refused before it reached the handler: the head was malformed,
+// too large, or framed ambiguously. Status is the HTTP status to answer with, Code a stable
+// machine-readable code and Reason a message safe to show the client.
+type RequestError struct {
+	Status int
+	Code   string
+	Reason string
+	// Smuggling marks framing that a proxy chain could read two ways (Content-Length with
+	// Transfer-Encoding, several Transfer-Encodings, Transfer-Encoding on HTTP/1.0).
+	Smuggling bool
+}
+
+func (e *RequestError) Error() string { return "h1: " + e.Reason }
+
+func badRequest(reason string) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Code: "bad_request", Reason: reason}
+}
+
+func smuggling(reason string) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Code: "request_smuggling", Reason: reason, Smuggling: true}
+}
+
+var (
+	errHeadTooLarge = &RequestError{Status: http.StatusRequestHeaderFieldsTooLarge,
+		Code: "request_header_fields_too_large", Reason: "request headers are too large"}
+	errBareLF = badRequest("malformed request head: a line ends in a bare LF")
+)
+
+// head is one parsed request head. Every string in it is a slice of raw, the head's bytes
+// converted to a string once, so parsing costs one allocation for all names and values.
+type head struct {
+	raw        string
+	method     string
+	target     string
+	protoMinor int // 0 or 1 (HTTP/1.0, HTTP/1.1)
+	header     http.Header
+	// lines is the number of header field lines (sizes the header map).
+	lines int
+}
+
+// readHead reads one request head (request line, fields, empty line) from br into buf, which
+// it returns grown for reuse. Every line must end in CRLF; a few empty lines before the request
+// line (RFC 9112 §2.2) are skipped. The head may not exceed max bytes.
+func readHead(br *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	buf = buf[:0]
+	lineStart, skipped := 0, 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(buf)+len(line) > max {
+			return buf, errHeadTooLarge
+		}
+		buf = append(buf, line...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if len(buf) > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+		n := len(buf)
+		if n-lineStart < 2 || buf[n-2] != '\r' {
+			return buf, errBareLF
+		}
+		if n-lineStart == 2 { // an empty line
+			if lineStart > 0 {
+				return buf, nil
+			}
+			if skipped++; skipped > 4 {
+				return buf, badRequest("malformed request head: empty lines before the request line")
+			}
+			buf = buf[:0]
+			continue
+		}
+		lineStart = n
+	}
+}
+
+// parseHead parses a complete head (as returned by readHead). raw must be string(buf).
+func parseHead(raw string) (*head, *RequestError) {
+	h := &head{raw: raw}
+	lineEnd := strings.Index(raw, "\r\n")
+	if lineEnd < 0 {
+		return nil, badRequest("malformed request line")
+	}
+	if err := h.parseRequestLine(raw[:lineEnd]); err != nil {
+		return nil, err
+	}
+	rest := raw[lineEnd+2:]
+	// Count the field lines first so the map and the value slices are allocated once.
+	n := strings.Count(rest, "\r\n") - 1
+	if n < 0 {
+		return nil, badRequest("malformed request head")
+	}
+	h.lines = n
+	h.header = make(http.Header, n)
+	vals := make([]string, n)
+	i := 0
+	for {
+		e := strings.Index(rest, "\r\n")
+		line := rest[:e]
+		rest = rest[e+2:]
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, badRequest("malformed request head: obsolete line folding")
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, badRequest("malformed request head: a header line has no name")
+		}
+		name := line[:colon]
+		if !validFieldName(name) {
+			return nil, badRequest("malformed request head: invalid header name")
+		}
+		value := trimOWS(line[colon+1:])
+		if !validFieldValue(value) {
+			return nil, badRequest("malformed request head: invalid header value")
+		}
+		key := canonicalKey(name)
+		if old, ok := h.header[key]; ok {
+			h.header[key] = append(old, value)
+		} else {
+			vals[i] = value
+			h.header[key] = vals[i : i+1 : i+1]
+		}
+		i++
+	}
+	return h, nil
+}
+
+// parseRequestLine splits "METHOD SP target SP HTTP/1.x".
+func (h *head) parseRequestLine(line string) *RequestError {
+	sp1 := strings.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return badRequest("malformed request line")
+	}
+	sp2 := strings.IndexByte(line[sp1+1:], ' ')
+	if sp2 <= 0 {
+		return badRequest("malformed request line")
+	}
+	sp2 += sp1 + 1
+	h.method, h.target = line[:sp1], line[sp1+1:sp2]
+	proto := line[sp2+1:]
+	if !validFieldName(h.method) {
+		return badRequest("malformed request line: invalid method")
+	}
+	for i := 0; i < len(h.target); i++ {
+		if c := h.target[i]; c <= ' ' || c == 0x7f {
+			return badRequest("malformed request line: invalid request target")
+		}
+	}
+	switch proto {
+	case "HTTP/1.1":
+		h.protoMinor = 1
+	case "HTTP/1.0":
+		h.protoMinor = 0
+	default:
+		if len(proto) == 8 && strings.HasPrefix(proto, "HTTP/") && proto[6] == '.' &&
+			proto[5] >= '2' && proto[5] <= '9' && proto[7] >= '0' && proto[7] <= '9' {
+			return &RequestError{Status: http.StatusHTTPVersionNotSupported, Code: "http_version_not_supported",
+				Reason: "this listener speaks HTTP/1.0 and HTTP/1.1"}
+		}
+		return badRequest("malformed request line: invalid protocol version")
+	}
+	return nil
+}
+
+// trimOWS removes optional whitespace (SP, HTAB) around a field value.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// validFieldName reports whether s is a non-empty RFC 9110 token.
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue rejects control characters other than HTAB (CR, LF and NUL included).
+func validFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalKey returns the canonical form of a header name without allocating for names
+// already canonical or common.
+func canonicalKey(name string) string {
+	if isCanonical(name) {
+		return name
+	}
+	var buf [64]byte
+	if len(name) <= len(buf) {
+		b := buf[:len(name)]
+		upper := true
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if upper && 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			} else if !upper && 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b[i] = c
+			upper = c == '-'
+		}
+		if k, ok := commonHeaders[string(b)]; ok {
+			return k
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+func isCanonical(s string) bool {
+	upper := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
+}
+
+var commonHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Authorization", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
+		"Content-Type", "Cookie", "Date", "Etag", "Expect", "Forwarded", "From", "Host",
+		"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
+		"Keep-Alive", "Origin", "Pragma", "Proxy-Authorization", "Range", "Referer", "Te",
+		"Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id", "X-Api-Key", "X-Real-Ip",
+		"Accept-Version", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
+		"Sec-Websocket-Extensions", "Grpc-Timeout", "Traceparent", "Tracestate",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// framing is how a request's body is delimited.
+type framing struct {
+	length  int64 // -1: chunked
+	chunked bool
+}
+
+// requestFraming applies RFC 9112 §6 strictly: Content-Length together with
+// Transfer-Encoding, several Transfer-Encoding lines, Transfer-Encoding on HTTP/1.0 and
+// Content-Length values that are malformed or disagree are all refused rather than resolved.
+func requestFraming(h *head) (framing, *RequestError) {
+	te, hasTE := h.header["Transfer-Encoding"]
+	cl, hasCL := h.header["Content-Length"]
+	switch {
+	case hasTE && hasCL:
+		return framing{}, smuggling("both Content-Length and Transfer-Encoding")
+	case hasTE && len(te) > 1:
+		return framing{}, smuggling("several Transfer-Encoding headers")
+	case hasTE && h.protoMinor == 0:
+		return framing{}, smuggling("Transfer-Encoding on HTTP/1.0")
+	case hasTE:
+		if !strings.EqualFold(te[0], "chunked") {
+			return framing{}, &RequestError{Status: http.StatusNotImplemented, Code: "not_implemented",
+				Reason: "unsupported transfer encoding"}
+		}
+		return framing{length: -1, chunked: true}, nil
+	case hasCL:
+		n, ok := parseContentLength(cl[0])
+		if !ok {
+			return framing{}, badRequest("malformed Content-Length")
+		}
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				return framing{}, smuggling("conflicting Content-Length headers")
+			}
+		}
+		return framing{length: n}, nil
+	}
+	return framing{}, nil
+}
+
+// parseContentLength accepts 1 to 18 decimal digits only (no sign, no spaces, no lists).
+func parseContentLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// requestURL parses the request target the way net/http does: origin-form, absolute-form,
+// "*" (OPTIONS) and authority-form (CONNECT only).
+func requestURL(method, target string) (*url.URL, *RequestError) {
+	if method == http.MethodConnect && !strings.HasPrefix(target, "/") {
+		if target == "" || !httpguts.ValidHostHeader(target) {
+			return nil, badRequest("malformed request line: invalid CONNECT target")
+		}
+		return &url.URL{Host: target}, nil
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, badRequest("malformed request line: invalid request target")
+	}
+	return u, nil
+}
+
+// hasToken reports whether a comma-separated header holds token (case-insensitive).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(trimOWS(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// statusLine returns "HTTP/1.1 <code> <text>\r\n".
+func statusLine(code int) string {
+	if code >= 100 && code < 600 {
+		if s := statusLines[code]; s != "" {
+			return s
+		}
+	}
+	return "HTTP/1.1 " + strconv.Itoa(code) + " " + statusText(code) + "\r\n"
+}
+
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "status code " + strconv.Itoa(code)
+}
+
+var statusLines = func() [600]string {
+	var a [600]string
+	for c := 100; c < 600; c++ {
+		if t := http.StatusText(c); t != "" {
+			a[c] = "HTTP/1.1 " + strconv.Itoa(c) + " " + t + "\r\n"
+		}
+	}
+	return a
+}()

@@ -1,0 +1,365 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var errResponseDone = errors.New("h1: write after the handler returned")
+
+// pendingMax is how much body a response with no Content-Length holds back: if the handler
+// finishes within it, the response gets a Content-Length instead of chunked framing.
+const pendingMax = 4096
+
+// response is the http.ResponseWriter of one request. Like net/http's, it is not safe for
+// concurrent use, except that reading the request body (which may send "100 Continue") may
+// happen on another goroutine.
+type response struct {
+	c      *conn
+	req    *http.Request
+	body   *body // nil when the request has no body
+	header http.Header
+
+	status      int
+	cl          int64 // declared Content-Length (-1: none)
+	written     int64
+	wroteHeader bool // the final status is chosen
+	headWritten bool // the head is in the connection's buffer (guarded by c.wmu)
+	chunked     bool
+	isHead      bool
+	closeAfter  bool
+	hijacked    bool
+	done        bool
+	pending     []byte
+	err         error // sticky write error
+}
+
+var (
+	_ http.ResponseWriter = (*response)(nil)
+	_ http.Flusher        = (*response)(nil)
+	_ http.Hijacker       = (*response)(nil)
+)
+
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader sends 1xx informational responses at once and records the final status.
+func (w *response) WriteHeader(code int) {
+	if w.hijacked || w.wroteHeader || w.done {
+		return
+	}
+	if code < 100 || code > 999 {
+		w.c.srv.logf("handler wrote an invalid status code", "status", code)
+		code = http.StatusInternalServerError
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInformational(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.cl = -1
+	if v := w.header["Content-Length"]; len(v) > 0 {
+		if n, ok := parseContentLength(v[0]); ok && len(v) == 1 {
+			w.cl = n
+		} else {
+			delete(w.header, "Content-Length")
+		}
+	}
+}
+
+// writeInformational writes a 1xx response (103 Early Hints, an explicit 100) with the
+// headers set so far; HTTP/1.0 clients do not get them.
+func (w *response) writeInformational(code int) {
+	if w.req.ProtoMinor == 0 {
+		return
+	}
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if w.headWritten {
+		return
+	}
+	if code == http.StatusContinue && w.body != nil {
+		w.body.expect = false
+	}
+	c.bw.WriteString(statusLine(code))
+	writeFields(c.bw, w.header, true)
+	c.bw.WriteString("\r\n")
+	if err := c.bw.Flush(); err != nil {
+		w.err = err
+	}
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if w.done {
+		return 0, errResponseDone
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.written += int64(len(p))
+	if w.cl >= 0 && w.written > w.cl {
+		return 0, http.ErrContentLength
+	}
+	if w.isHead {
+		return len(p), nil
+	}
+	if !w.headWritten {
+		if w.cl < 0 && len(w.pending)+len(p) <= pendingMax {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.writeHead(false)
+	}
+	return w.writeBody(p)
+}
+
+func (w *response) WriteString(s string) (int, error) {
+	if !w.done && !w.headWritten && w.cl < 0 && w.wroteHeader && len(w.pending)+len(s) <= pendingMax &&
+		!w.hijacked && !w.isHead && bodyAllowed(w.status) && w.err == nil {
+		w.written += int64(len(s))
+		w.pending = append(w.pending, s...)
+		return len(s), nil
+	}
+	return w.Write([]byte(s))
+}
+
+func (w *response) writeBody(p []byte) (int, error) {
+	bw := w.c.bw
+	if w.chunked {
+		var size [16]byte
+		bw.Write(strconv.AppendInt(size[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		n, err := bw.Write(p)
+		bw.WriteString("\r\n")
+		if err != nil {
+			w.err = err
+		}
+		return n, err
+	}
+	n, err := bw.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// Flush sends the head (chunked, when the length is unknown) and everything buffered.
+func (w *response) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush reporting the write error (http.ResponseController uses it).
+func (w *response) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	if w.done {
+		return errResponseDone
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headWritten {
+		w.writeHead(false)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// Hijack hands the connection to the handler (upgrades such as WebSocket). What was written
+// of the response and not yet flushed stays in the returned writer.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.done {
+		return nil, nil, http.ErrHijacked
+	}
+	c := w.c
+	c.endWatch()
+	w.hijacked = true
+	c.hijacked = true
+	c.state.Store(stateHijacked)
+	_ = c.rwc.SetDeadline(time.Time{})
+	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
+}
+
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+
+// EnableFullDuplex is a no-op: the request body can always be read while responding.
+func (w *response) EnableFullDuplex() error { return nil }
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// writeHead chooses the framing and connection handling and writes the status line and
+// fields. final means the handler has returned, so everything it wrote is in pending.
+func (w *response) writeHead(final bool) {
+	c := w.c
+	h := w.header
+	req := w.req
+	delete(h, "Transfer-Encoding")
+	trailers := len(h["Trailer"]) > 0 || hasTrailerPrefix(h)
+	switch {
+	case !bodyAllowed(w.status):
+		if w.status != http.StatusNotModified {
+			delete(h, "Content-Length")
+		}
+	case w.cl >= 0:
+	case final && !trailers:
+		if !w.isHead || len(w.pending) > 0 {
+			w.cl = int64(len(w.pending))
+			h["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
+		}
+	case w.isHead:
+		// No body follows a HEAD response, so no framing is needed.
+	case req.ProtoMinor >= 1:
+		w.chunked = true
+	default:
+		// HTTP/1.0 and no length: the end of the connection ends the body.
+		w.closeAfter = true
+	}
+	if !w.closeAfter {
+		w.closeAfter = req.Close || c.srv.shuttingDown() || hasToken(h["Connection"], "close") ||
+			w.status == http.StatusSwitchingProtocols || !c.canDrain(w.body)
+	}
+	if w.closeAfter {
+		if !hasToken(h["Connection"], "close") {
+			h["Connection"] = []string{"close"}
+		}
+	} else if req.ProtoMinor == 0 {
+		h["Connection"] = []string{"keep-alive"}
+	}
+
+	c.wmu.Lock()
+	bw := c.bw
+	bw.WriteString(statusLine(w.status))
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
+	writeFields(bw, h, false)
+	bw.WriteString("\r\n")
+	w.headWritten = true
+	c.wmu.Unlock()
+	if len(w.pending) > 0 {
+		p := w.pending
+		w.pending = w.pending[:0]
+		w.writeBody(p)
+	}
+}
+
+// finish completes the response after the handler returned.
+func (w *response) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headWritten {
+		w.writeHead(true)
+	}
+	w.done = true
+	bw := w.c.bw
+	if w.chunked {
+		bw.WriteString("0\r\n")
+		w.writeTrailers(bw)
+		bw.WriteString("\r\n")
+	}
+	if w.cl >= 0 && w.written != w.cl && !w.isHead && bodyAllowed(w.status) {
+		// A short body: the client can only tell from the connection closing.
+		w.closeAfter = true
+	}
+}
+
+func (w *response) writeTrailers(bw *bufio.Writer) {
+	h := w.header
+	for _, decl := range h["Trailer"] {
+		for decl != "" {
+			var k string
+			k, decl, _ = strings.Cut(decl, ",")
+			k = canonicalKey(trimOWS(k))
+			for _, v := range h[k] {
+				writeField(bw, k, v)
+			}
+		}
+	}
+	for k, vv := range h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			for _, v := range vv {
+				writeField(bw, name, v)
+			}
+		}
+	}
+}
+
+func hasTrailerPrefix(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeFields writes every header field; trailers-to-be ("Trailer:" prefix) are left out, and
+// so are framing fields when informational is set.
+func writeFields(bw *bufio.Writer, h http.Header, informational bool) {
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		if informational && (k == "Content-Length" || k == "Transfer-Encoding") {
+			continue
+		}
+		for _, v := range vv {
+			writeField(bw, k, v)
+		}
+	}
+}
+
+// writeField writes "k: v\r\n". Invalid names are skipped and CR/LF in values become spaces,
+// so a handler can never split the response.
+func writeField(bw *bufio.Writer, k, v string) {
+	if !validFieldName(k) {
+		return
+	}
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	if strings.ContainsAny(v, "\r\n\x00") {
+		v = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' || r == 0 {
+				return ' '
+			}
+			return r
+		}, v)
+	}
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}

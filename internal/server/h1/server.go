@@ -1,0 +1,672 @@
+// Package h1 is Gatehouse's HTTP/1.x server for plain (non-TLS, non-h2c) listeners.
+//
+// net/http's server spends most of a small proxied request's CPU outside the handler: a
+// background read per request (a goroutine, a read that finds nothing, a deadline change to
+// stop it), which on a small VM costs more than the parsing. This server runs each
+// connection on one goroutine that reads a head, calls the handler, writes and flushes the
+// response, and loops: about one read and one write per request. A client that goes away is
+// still noticed: once a request has run longer than a few milliseconds, a background read
+// watches the connection and cancels the request's context when it closes.
+//
+// It serves the same http.Handler as net/http (one middleware contract for every listener)
+// and is stricter than net/http where request framing is concerned: Content-Length together
+// with Transfer-Encoding, several Transfer-Encodings, Transfer-Encoding on HTTP/1.0,
+// disagreeing Content-Lengths, bare LF line ends, obsolete line folding, invalid field names
+// or values and oversized heads are refused before the handler runs, and the connection is
+// closed. It supports keep-alive and pipelining (answered in order), Expect: 100-continue,
+// chunked bodies both ways, trailers both ways, 1xx responses, Upgrade through Hijack, and
+// the read-header, read, write and idle timeouts.
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves HTTP/1.x connections with Handler.
+type Server struct {
+	Handler http.Handler
+	// ReadHeaderTimeout bounds reading a request head (the first request's wait included);
+	// ReadTimeout bounds reading a whole request, body included; WriteTimeout bounds writing a
+	// response; IdleTimeout bounds the wait for the next request on a keep-alive connection
+	// (default: ReadTimeout, then ReadHeaderTimeout). 0 disables each.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request head, request line included (default 1 MiB); a larger one
+	// is refused with 431.
+	MaxHeaderBytes int
+	// Refuse answers a request refused before Handler ran. r holds what could be parsed:
+	// always RemoteAddr and a context, Method/URL/Header when the head parsed. The connection
+	// is closed afterwards. Default: a short JSON error.
+	Refuse func(w http.ResponseWriter, r *http.Request, e *RequestError)
+	// ConnContext, when set, derives each connection's base context (for example to attach
+	// the TLS state of a connection the listener terminated).
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// Logger receives handler panics and accept errors. Default: slog.Default().
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[*net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+	wg        sync.WaitGroup // connections
+}
+
+// watchDelay is how long a request runs before the connection is watched for the client
+// going away (a background read); shorter requests never pay for it.
+const watchDelay = 20 * time.Millisecond
+
+// drainLimit is how much of an unread request body is read and discarded so the connection
+// can serve another request; beyond it the connection is closed.
+const drainLimit = 256 << 10
+
+const (
+	stateActive = iota
+	stateIdle
+	stateClosed
+	stateHijacked
+)
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (s *Server) maxHead() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return 1 << 20
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) logf(msg string, args ...any) { s.logger().Debug("h1: "+msg, args...) }
+
+func (s *Server) shuttingDown() bool { return s.closing.Load() }
+
+// Serve accepts connections on ln until it is closed, serving each on its own goroutine. It
+// returns http.ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(&ln, true) {
+		return http.ErrServerClosed
+	}
+	defer s.track(&ln, false)
+	base := context.Background()
+	var backoff time.Duration
+	for {
+		rw, err := ln.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().Warn("h1: accept error; retrying", "error", err.Error(), "delay", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(base, rw)
+		if c == nil {
+			_ = rw.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+func (s *Server) track(ln *net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.shuttingDown() {
+			return false
+		}
+		if s.listeners == nil {
+			s.listeners = map[*net.Listener]struct{}{}
+		}
+		s.listeners[ln] = struct{}{}
+		return true
+	}
+	delete(s.listeners, ln)
+	return true
+}
+
+// Shutdown stops accepting, closes idle connections, lets active requests finish (their
+// connections close after the response) and waits for them until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.closeListeners()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.rwc.Close()
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		_ = (*ln).Close()
+	}
+}
+
+// closeIdle closes idle connections and returns how many connections are still open.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	open := 0
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			_ = c.rwc.Close()
+		}
+		if c.state.Load() != stateHijacked {
+			open++
+		}
+	}
+	return open
+}
+
+// conn is one client connection. Everything but the fields under mu belongs to its goroutine.
+type conn struct {
+	srv    *Server
+	rwc    net.Conn
+	remote string
+	ctx    context.Context
+	state  atomic.Int32
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	head   []byte
+	tmpl   http.Request
+
+	wmu      sync.Mutex // guards writes of "100 Continue" against the response head
+	hijacked bool
+	resp     *response
+	pending  []byte // reused as each response's held-back body
+
+	// Watching for the client going away while a request runs.
+	watch        *time.Timer
+	mu           sync.Mutex
+	cond         sync.Cond
+	cancel       context.CancelFunc
+	reqDone      bool
+	bodyComplete bool
+	bgReading    bool
+	aborting     bool
+	hasByte      bool
+	gone         bool
+	bgByte       [1]byte
+}
+
+func (s *Server) newConn(base context.Context, rwc net.Conn) *conn {
+	c := &conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
+	c.cond.L = &c.mu
+	ctx := context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr())
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, rwc)
+	}
+	c.ctx = ctx
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown() {
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return c
+}
+
+func (c *conn) serve() {
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.logger().Error("h1: connection panic", "panic", p, "stack", stack())
+		}
+		if c.watch != nil {
+			c.watch.Stop()
+		}
+		if !c.hijacked {
+			_ = c.rwc.Close()
+			if c.br != nil {
+				putReader(c.br)
+				putWriter(c.bw)
+			}
+		}
+		c.srv.mu.Lock()
+		delete(c.srv.conns, c)
+		c.srv.mu.Unlock()
+	}()
+	c.br = getReader(connReader{c})
+	c.bw = getWriter(c.rwc)
+	first := true
+	for {
+		if !c.awaitRequest(first) {
+			return
+		}
+		if !c.serveRequest() {
+			return
+		}
+		first = false
+	}
+}
+
+// awaitRequest waits for the first byte of the next request under the idle timeout (the
+// read-header timeout for a new connection) and marks the connection active. It reports
+// false when the connection should close.
+func (c *conn) awaitRequest(first bool) bool {
+	if c.br.Buffered() > 0 {
+		return !c.srv.shuttingDown()
+	}
+	s := c.srv
+	c.state.Store(stateIdle)
+	if s.shuttingDown() {
+		return false
+	}
+	d := s.IdleTimeout
+	if d == 0 {
+		d = s.ReadTimeout
+	}
+	if first || d == 0 {
+		d = s.ReadHeaderTimeout
+	}
+	if d > 0 {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		return false
+	}
+	return c.state.CompareAndSwap(stateIdle, stateActive)
+}
+
+// serveRequest reads one request, runs the handler and completes the response. It reports
+// whether the connection can serve another request.
+func (c *conn) serveRequest() bool {
+	s := c.srv
+	start := time.Now()
+	if s.ReadHeaderTimeout > 0 {
+		_ = c.rwc.SetReadDeadline(start.Add(s.ReadHeaderTimeout))
+	}
+	var err error
+	c.head, err = readHead(c.br, c.head, s.maxHead())
+	if err != nil {
+		var re *RequestError
+		if errors.As(err, &re) {
+			c.refuse(nil, re)
+		}
+		return false // a connection closed or timed out mid-head is just closed
+	}
+	h, rerr := parseHead(string(c.head))
+	if rerr != nil {
+		c.refuse(nil, rerr)
+		return false
+	}
+	if cap(c.head) > 64<<10 {
+		c.head = nil // do not keep a rare huge head's buffer
+	}
+	req, expect, rerr := c.newRequest(h)
+	if rerr != nil {
+		c.refuse(req, rerr)
+		return false
+	}
+	switch {
+	case s.ReadTimeout > 0:
+		_ = c.rwc.SetReadDeadline(start.Add(s.ReadTimeout))
+	case s.ReadHeaderTimeout > 0:
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	}
+	if s.WriteTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	}
+
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.tmpl = *req
+	r := c.tmpl.WithContext(ctx)
+	c.tmpl = http.Request{}
+	w := &response{c: c, req: r, header: make(http.Header, 8), isHead: r.Method == http.MethodHead, cl: -1,
+		pending: c.pending[:0]}
+	if b, ok := r.Body.(*body); ok {
+		b.req, b.expect = r, expect
+		w.body = b
+	}
+	c.resp = w
+	c.mu.Lock()
+	c.cancel, c.reqDone, c.bodyComplete = cancel, false, w.body == nil
+	c.mu.Unlock()
+	if c.watch == nil {
+		c.watch = time.AfterFunc(watchDelay, c.startWatch)
+	} else {
+		c.watch.Reset(watchDelay)
+	}
+
+	panicked := c.runHandler(w, r)
+
+	c.endWatch()
+	if w.hijacked {
+		cancel()
+		return false
+	}
+	if panicked {
+		cancel()
+		return false
+	}
+	w.finish()
+	complete := true
+	if w.body != nil {
+		complete = w.body.finish()
+	}
+	cancel()
+	c.resp = nil
+	if cap(w.pending) <= pendingMax {
+		c.pending = w.pending[:0]
+	}
+	if !complete && !w.closeAfter && !w.body.drain(drainLimit) {
+		w.closeAfter = true
+	}
+	if err := c.bw.Flush(); err != nil || w.err != nil {
+		return false
+	}
+	return !w.closeAfter && !c.goneNow()
+}
+
+// runHandler calls the handler; it reports a panic (http.ErrAbortHandler silently, anything
+// else logged with its stack), after which the connection is closed without completing the
+// response so that the client cannot mistake a partial response for a whole one.
+func (c *conn) runHandler(w *response, r *http.Request) (panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			if p != http.ErrAbortHandler {
+				c.srv.logger().Error("h1: handler panic", "panic", p, "stack", stack())
+			}
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, r)
+	return false
+}
+
+func stack() string {
+	buf := make([]byte, 16<<10)
+	return string(buf[:runtime.Stack(buf, false)])
+}
+
+var chunkedTE = []string{"chunked"}
+
+// newRequest builds the request from a parsed head. On an error it still returns a request
+// (for the refusal's response) unless the target itself is unusable.
+func (c *conn) newRequest(h *head) (*http.Request, bool, *RequestError) {
+	r := &c.tmpl
+	*r = http.Request{
+		Method:     h.method,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: h.protoMinor,
+		Header:     h.header,
+		RemoteAddr: c.remote,
+		RequestURI: h.target,
+		Body:       http.NoBody,
+	}
+	if h.protoMinor == 0 {
+		r.Proto = "HTTP/1.0"
+	}
+	u, rerr := requestURL(h.method, h.target)
+	if rerr != nil {
+		return nil, false, rerr
+	}
+	r.URL = u
+	fr, rerr := requestFraming(h)
+	if rerr != nil {
+		return r, false, rerr
+	}
+	hosts := h.header["Host"]
+	switch {
+	case len(hosts) > 1:
+		return r, false, badRequest("several Host headers")
+	case len(hosts) == 0 && h.protoMinor == 1:
+		return r, false, badRequest("missing Host header")
+	case len(hosts) == 1:
+		if !validHost(hosts[0]) {
+			return r, false, badRequest("malformed Host header")
+		}
+		r.Host = hosts[0]
+	}
+	if u.Host != "" {
+		r.Host = u.Host // absolute-form wins over the Host field (RFC 9112 §3.2.2)
+	}
+	delete(h.header, "Host")
+	conn := h.header["Connection"]
+	r.Close = hasToken(conn, "close") || h.protoMinor == 0 && !hasToken(conn, "keep-alive")
+
+	expect := false
+	if ev := h.header["Expect"]; len(ev) > 0 {
+		if len(ev) > 1 || !equalFold(ev[0], "100-continue") || h.protoMinor == 0 {
+			return r, false, &RequestError{Status: http.StatusExpectationFailed, Code: "expectation_failed",
+				Reason: "only Expect: 100-continue is supported"}
+		}
+		expect = fr.length != 0
+	}
+	if fr.length != 0 {
+		b := &body{c: c, src: c.br, maxTrail: c.srv.maxHead()}
+		if fr.chunked {
+			b.chunked = true
+			r.ContentLength = -1
+			r.TransferEncoding = append([]string(nil), chunkedTE...)
+			if decl := h.header["Trailer"]; len(decl) > 0 {
+				r.Trailer = http.Header{}
+				for _, d := range decl {
+					for d != "" {
+						var k string
+						k, d, _ = cutComma(d)
+						if k = trimOWS(k); k != "" && validFieldName(k) {
+							r.Trailer[canonicalKey(k)] = nil
+						}
+					}
+				}
+			}
+		} else {
+			b.remain = fr.length
+			r.ContentLength = fr.length
+		}
+		r.Body = b
+	}
+	return r, expect, nil
+}
+
+// refuse answers a request refused before the handler ran, then the connection closes.
+func (c *conn) refuse(r *http.Request, e *RequestError) {
+	if r == nil || r.URL == nil {
+		r = &http.Request{Method: http.MethodGet, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{}, RemoteAddr: c.remote, RequestURI: "/"}
+		r.URL = &urlRoot
+	}
+	r.Body = http.NoBody
+	r.Close = true
+	r = r.WithContext(c.ctx)
+	w := &response{c: c, req: r, header: http.Header{}, isHead: r.Method == http.MethodHead, cl: -1}
+	if c.srv.Refuse != nil {
+		c.srv.Refuse(w, r, e)
+	} else {
+		defaultRefuse(w, r, e)
+	}
+	w.header["Connection"] = []string{"close"}
+	w.closeAfter = true
+	w.finish()
+	_ = c.bw.Flush()
+}
+
+func defaultRefuse(w http.ResponseWriter, _ *http.Request, e *RequestError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	_, _ = io.WriteString(w, `{"error":"`+e.Code+`","message":"`+e.Reason+"\"}\n")
+}
+
+// sendContinue writes "100 Continue" before the first read of a body whose client waits for
+// it, unless the final response head is already on its way.
+func (c *conn) sendContinue() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if w := c.resp; w == nil || w.headWritten {
+		return nil
+	}
+	_, _ = c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	return c.bw.Flush()
+}
+
+// canDrain reports whether what is left of b can be read off cheaply after the response, so
+// the connection can stay open.
+func (c *conn) canDrain(b *body) bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.eof:
+		return true
+	case b.err != nil, b.expect:
+		// A client still waiting for "100 Continue" may or may not send its body.
+		return false
+	case b.chunked:
+		return true // drained up to drainLimit, else closed
+	}
+	return b.remain <= drainLimit
+}
+
+// bodyDone is called when the request body has been read to its end: the client-gone watch
+// may start from now on.
+func (c *conn) bodyDone() {
+	c.mu.Lock()
+	c.bodyComplete = true
+	c.mu.Unlock()
+}
+
+// startWatch runs on a timer once a request has run for watchDelay: it reads from the
+// connection in the background, so that a client closing its connection cancels the request.
+// A byte that arrives (a pipelined request) is kept for the next read.
+func (c *conn) startWatch() {
+	c.mu.Lock()
+	if c.reqDone || c.bgReading || c.gone || c.hasByte {
+		c.mu.Unlock()
+		return
+	}
+	if !c.bodyComplete {
+		// The handler still reads the body; look again later.
+		c.watch.Reset(watchDelay)
+		c.mu.Unlock()
+		return
+	}
+	if c.br.Buffered() > 0 {
+		// The next request is already here: nothing to watch for.
+		c.mu.Unlock()
+		return
+	}
+	c.bgReading = true
+	c.mu.Unlock()
+
+	// The body is read: the read timeout has done its job, and must not end a long request
+	// by failing this read.
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	n, err := c.rwc.Read(c.bgByte[:])
+
+	c.mu.Lock()
+	c.bgReading = false
+	if n == 1 {
+		c.hasByte = true
+	}
+	if err != nil && !c.aborting {
+		c.gone = true
+		if c.cancel != nil {
+			c.cancel()
+		}
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// endWatch stops watching: it stops the timer and interrupts a background read in progress.
+func (c *conn) endWatch() {
+	if c.watch != nil {
+		c.watch.Stop()
+	}
+	c.mu.Lock()
+	c.reqDone = true
+	if c.bgReading {
+		c.aborting = true
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		for c.bgReading {
+			c.cond.Wait()
+		}
+		c.aborting = false
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	}
+	c.cancel = nil
+	c.mu.Unlock()
+}
+
+func (c *conn) goneNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gone
+}
+
+// connReader is what the connection's bufio.Reader reads from: the byte a background read
+// took, if any, then the connection.
+type connReader struct{ c *conn }
+
+func (cr connReader) Read(p []byte) (int, error) {
+	c := cr.c
+	c.mu.Lock()
+	if c.hasByte && len(p) > 0 {
+		p[0] = c.bgByte[0]
+		c.hasByte = false
+		c.mu.Unlock()
+		return 1, nil
+	}
+	gone := c.gone
+	c.mu.Unlock()
+	if gone {
+		return 0, io.EOF
+	}
+	return c.rwc.Read(p)
+}
