@@ -4,8 +4,8 @@
 // upstream failures into the gateway's JSON errors.
 //
 // Target choice, circuit breaking, health and retries are per attempt and live in
-// upstream.Service: the Handler's ReverseProxy uses a RoundTripper that hands the rewritten
-// request to Service.Run, which calls back once per attempt.
+// upstream.Service: the Handler's forwarding loop (forward.go) hands the rewritten request to
+// Service.Run, which calls back once per attempt.
 //
 // The Handler is what a route's middleware chain ends in; nothing outside this package knows
 // how the bytes move, so the forwarding engine can be replaced without touching routing or
@@ -17,7 +17,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +55,6 @@ type Options struct {
 // Handler proxies requests to a service. It is safe for concurrent use.
 type Handler struct {
 	o       Options
-	rp      *httputil.ReverseProxy
 	rewrite []rewritePart
 	sendFn  upstream.SendFunc // h.send, bound once so attempts do not allocate a method value
 }
@@ -78,15 +76,6 @@ func New(o Options) (*Handler, error) {
 	h.sendFn = h.send
 	if o.Rewrite != "" {
 		h.rewrite = parseTemplate(o.Rewrite)
-	}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewriteRequest,
-		Transport:      attempts{h},
-		FlushInterval:  0, // streamed responses (SSE, unknown length) are flushed at once by ReverseProxy
-		BufferPool:     bufferPool,
-		ErrorHandler:   h.handleError,
-		ModifyResponse: h.modifyResponse,
-		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
 	return h, nil
 }
@@ -120,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
-	h.rp.ServeHTTP(w, r)
+	h.forward(w, r)
 }
 
 type hashKeyCtx struct{}
@@ -140,17 +129,6 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 		return
 	}
 	httpx.WriteError(w, r, status, code, msg)
-}
-
-// attempts is the ReverseProxy's RoundTripper: it hands the rewritten request to the Service's
-// attempt loop, which calls send once per attempt. ReverseProxy then streams whichever response
-// the loop settled on, so retries, breakers and target selection stay out of ReverseProxy and a
-// replacement forwarding engine can call Service.Run the same way.
-type attempts struct{ h *Handler }
-
-func (a attempts) RoundTrip(out *http.Request) (*http.Response, error) {
-	key, _ := out.Context().Value(hashKeyCtx{}).(string)
-	return a.h.o.Upstream.Run(out, key, a.h.sendFn)
 }
 
 // send performs one attempt to t. It runs on the request's goroutine, so it may update Info.
@@ -203,11 +181,11 @@ func headerHasToken(values []string, token string) bool {
 	return false
 }
 
-// rewriteRequest runs once per request inside ReverseProxy: it sets the upstream path (without
-// the target's base path) and the forwarding headers. Each attempt then points a copy at its
-// Target (scheme, host, base path) in upstream.Service.
-func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
+// rewriteRequest runs once per request: it sets the upstream path (without the target's base
+// path) and the forwarding headers. in and out share their header map; every client value is
+// read before it is replaced. Each attempt then points a copy at its Target (scheme, host,
+// base path) in upstream.Service.
+func (h *Handler) rewriteRequest(in, out *http.Request) {
 	info := httpx.InfoFrom(in.Context())
 
 	escaped := in.URL.EscapedPath()
@@ -225,7 +203,7 @@ func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
 	// Every value set below is carved from one backing array: one allocation per request
 	// instead of one per header.
 	vals := make(headerValues, 0, 6)
-	h.setForwarded(pr, info, &vals)
+	h.setForwarded(in, out, info, &vals)
 	if info != nil {
 		out.Header["X-Request-Id"] = vals.one(info.RequestID)
 		delete(out.Header, "X-Correlation-Id")
@@ -314,8 +292,7 @@ func parseTemplate(tmpl string) []rewritePart {
 // setForwarded writes X-Forwarded-For/-Proto/-Host and Forwarded. Values from the client are
 // kept (and appended to) only when the peer is a trusted proxy; otherwise they are replaced.
 // The header values are taken from vals.
-func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info, vals *headerValues) {
-	in, out := pr.In, pr.Out
+func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *headerValues) {
 	peer := httpx.PeerAddr(in.RemoteAddr)
 	trusted := info != nil && info.PeerTrusted
 	proto := "http"
@@ -355,7 +332,7 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest, info *httpx.Info, vals
 	default:
 		elem = "for=" + peerStr + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
 	}
-	// ReverseProxy drops the inbound Forwarded header from Out; a trusted peer's chain is kept.
+	// The client's Forwarded chain is kept only from a trusted peer.
 	if prev := in.Header["Forwarded"]; trusted && len(prev) > 0 {
 		elem = strings.Join(prev, ", ") + ", " + elem
 	}
@@ -431,19 +408,11 @@ func targetOf(info *httpx.Info) string {
 
 func isTimeout(err error) bool { return upstream.IsTimeout(err) }
 
-// copyBufSize is the size of the buffers ReverseProxy copies response bodies with.
+// copyBufSize is the size of the buffers response bodies are copied with.
 const copyBufSize = 32 << 10
 
+// bufferPool holds copy buffers as array pointers rather than slices, so that neither Get nor
+// Put allocates (a slice put into a sync.Pool would be boxed on every Put).
 var bufferPool = &bytePool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
 
-// bytePool is ReverseProxy's BufferPool. It pools array pointers rather than slices, so that
-// neither Get nor Put allocates (a slice put into a sync.Pool would be boxed on every Put).
 type bytePool struct{ p sync.Pool }
-
-func (b *bytePool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
-
-func (b *bytePool) Put(s []byte) {
-	if cap(s) >= copyBufSize {
-		b.p.Put((*[copyBufSize]byte)(s[:copyBufSize]))
-	}
-}

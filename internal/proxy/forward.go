@@ -1,0 +1,250 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+)
+
+// forward is the proxy loop: it turns the client's request into the upstream request, runs
+// the service's attempts, and streams the chosen response back (headers, body, trailers,
+// protocol switches). It does what httputil.ReverseProxy did for this package, without the
+// per-request deep copy of the request and its headers: the gateway owns the request, so its
+// header map is edited in place (hop-by-hop fields dropped, forwarding fields set).
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
+	// Interim responses (103 Early Hints) from the upstream reach the client too.
+	out := r.WithContext(httptrace.WithClientTrace(r.Context(), earlyHints(w)))
+	u := *r.URL
+	out.URL = &u
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil // no body: the transport must not wait for one
+	}
+	upType := upgradeType(r.Header)
+	removeHopByHop(r.Header)
+	if upType != "" {
+		r.Header["Connection"] = []string{"Upgrade"}
+		r.Header["Upgrade"] = []string{upType}
+	}
+	h.rewriteRequest(r, out)
+
+	key, _ := r.Context().Value(hashKeyCtx{}).(string)
+	resp, err := h.o.Upstream.Run(out, key, h.sendFn)
+	if err != nil {
+		h.handleError(w, r, err)
+		return
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		h.switchProtocols(w, r, upType, resp)
+		return
+	}
+	removeHopByHop(resp.Header)
+	h.modifyResponse(resp)
+
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		dst["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if announced > 0 {
+		// Trailers need chunked framing: flush now so a short body is not given a length.
+		_ = http.NewResponseController(w).Flush()
+	}
+	if err := copyBody(w, resp); err != nil {
+		_ = resp.Body.Close()
+		if r.Context().Err() == nil {
+			h.o.Logger.Debug("response stream aborted", "route", h.o.Route, "error", err.Error())
+		}
+		// The status line is out: the only honest signal left is to abort the response, which
+		// both servers turn into a connection (or stream) reset instead of a complete message.
+		panic(http.ErrAbortHandler)
+	}
+	_ = resp.Body.Close()
+	if len(resp.Trailer) == announced {
+		for k, vv := range resp.Trailer {
+			dst[k] = vv
+		}
+		return
+	}
+	for k, vv := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody streams the response body. Bodies of unknown length and event streams are flushed
+// after every read, so server-sent events and long polls reach the client at once.
+func copyBody(w http.ResponseWriter, resp *http.Response) error {
+	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
+	var flusher http.Flusher
+	if flush {
+		flusher, _ = w.(http.Flusher)
+		if flusher == nil {
+			rc := http.NewResponseController(w)
+			flusher = flushFunc(func() { _ = rc.Flush() })
+		}
+	}
+	bp := bufferPool.p.Get().(*[copyBufSize]byte)
+	defer bufferPool.p.Put(bp)
+	buf := bp[:]
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+type flushFunc func()
+
+func (f flushFunc) Flush() { f() }
+
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	if len(ct) == 0 || !strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct[0])), "text/event-stream") {
+		return false
+	}
+	base, _, _ := mime.ParseMediaType(ct[0])
+	return base == "text/event-stream"
+}
+
+// earlyHints forwards 1xx responses (103 Early Hints) from the upstream to the client.
+func earlyHints(w http.ResponseWriter) *httptrace.ClientTrace {
+	var mu sync.Mutex
+	return &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if code == http.StatusContinue {
+			return nil // answered to the gateway's Expect, not the client's
+		}
+		h := w.Header()
+		for k, vv := range header {
+			h[k] = append(h[k][:0:0], vv...)
+		}
+		w.WriteHeader(code)
+		for k := range header {
+			delete(h, k)
+		}
+		return nil
+	}}
+}
+
+// hopByHop are the fields that describe one connection, never forwarded (RFC 9110 §7.6.1).
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop deletes the hop-by-hop fields and those the Connection field names. "TE:
+// trailers" is kept: gRPC needs it end to end.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for v != "" {
+			var f string
+			f, v, _ = strings.Cut(v, ",")
+			if f = textproto.TrimString(f); f != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
+	trailers := false
+	for _, v := range h["Te"] {
+		if headerHasToken([]string{v}, "trailers") {
+			trailers = true
+		}
+	}
+	for _, k := range hopByHop {
+		if _, ok := h[k]; ok {
+			delete(h, k)
+		}
+	}
+	if trailers {
+		h["Te"] = []string{"trailers"}
+	}
+}
+
+// upgradeType is the protocol a request or response asks to switch to ("" if none).
+func upgradeType(h http.Header) string {
+	if !headerHasToken(h["Connection"], "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// switchProtocols completes an upgrade (WebSocket and the like): it hands the client the
+// upstream's 101 and then copies bytes both ways until either side closes.
+func (h *Handler) switchProtocols(w http.ResponseWriter, r *http.Request, reqUp string, resp *http.Response) {
+	resUp := upgradeType(resp.Header)
+	if !strings.EqualFold(reqUp, resUp) {
+		_ = resp.Body.Close()
+		h.handleError(w, r, fmt.Errorf("upstream switched protocol to %q when %q was requested", resUp, reqUp))
+		return
+	}
+	backConn, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		_ = resp.Body.Close()
+		h.handleError(w, r, errors.New("upstream 101 response body is not writable"))
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		_ = backConn.Close()
+		h.handleError(w, r, fmt.Errorf("hijack for upgrade: %w", err))
+		return
+	}
+	defer conn.Close()
+	defer backConn.Close()
+	stop := context.AfterFunc(r.Context(), func() { _ = backConn.Close() })
+	defer stop()
+
+	h.modifyResponse(resp)
+	for k, vv := range resp.Header {
+		w.Header()[k] = vv
+	}
+	resp.Header = w.Header()
+	resp.Body = nil
+	if err := resp.Write(brw); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	errc := make(chan error, 2)
+	go func() { // client → upstream (bytes already buffered by the server first)
+		_, err := io.Copy(backConn, brw.Reader)
+		errc <- err
+	}()
+	go func() {
+		_, err := io.Copy(conn, backConn)
+		errc <- err
+	}()
+	<-errc
+}
