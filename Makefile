@@ -25,7 +25,10 @@ FUZZ_TARGETS = \
 	FuzzPathTemplate:./internal/translate/grpc/ \
 	FuzzDecodeEntry:./internal/store/ \
 	FuzzShape:./internal/aggregate/shape/ \
-	FuzzParse:./internal/aggregate/tmpl/
+	FuzzParse:./internal/aggregate/tmpl/ \
+	FuzzParseHead:./internal/server/h1/ \
+	FuzzChunkedBody:./internal/server/h1/ \
+	FuzzServe:./internal/server/h1/
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

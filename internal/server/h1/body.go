@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 var (
@@ -27,10 +28,14 @@ type body struct {
 	chunked bool
 	state   int // chunked: one of the chunk* states
 	eof     bool
-	closed  bool
+	closed  bool // the handler returned
 	err     error
-	// expect is set while a "100 Continue" is owed before the first read.
-	expect   bool
+	// userClosed is set by Close; atomic so that Close never waits for a Read in progress.
+	userClosed atomic.Bool
+	// expect is set while a "100 Continue" is owed before the first read. It is atomic
+	// because an explicit WriteHeader(100) clears it from the handler's goroutine while
+	// another goroutine may be reading the body.
+	expect   atomic.Bool
 	maxTrail int
 }
 
@@ -44,15 +49,14 @@ func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
-	case b.closed:
+	case b.closed, b.userClosed.Load():
 		return 0, http.ErrBodyReadAfterClose
 	case b.err != nil:
 		return 0, b.err
 	case b.eof:
 		return 0, io.EOF
 	}
-	if b.expect {
-		b.expect = false
+	if b.expect.Swap(false) {
 		if err := b.c.sendContinue(); err != nil {
 			b.err = err
 			return 0, err
@@ -75,8 +79,10 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close marks the body closed for the handler; the server drains or discards what is left.
+// Close marks the body closed for the handler (later reads fail with
+// http.ErrBodyReadAfterClose); the server drains or discards what is left.
 func (b *body) Close() error {
+	b.userClosed.Store(true)
 	return nil
 }
 
@@ -86,7 +92,7 @@ func (b *body) finish() (complete bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	b.expect = false
+	b.expect.Store(false)
 	return b.eof
 }
 

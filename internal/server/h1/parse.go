@@ -298,6 +298,18 @@ func requestFraming(h *head) (framing, *RequestError) {
 			return framing{}, &RequestError{Status: http.StatusNotImplemented, Code: "not_implemented",
 				Reason: "unsupported transfer encoding"}
 		}
+		// A trailer that would frame the message is refused up front, as net/http does (the
+		// body reader drops such trailer fields anyway).
+		for _, d := range h.header["Trailer"] {
+			for d != "" {
+				var k string
+				k, d, _ = strings.Cut(d, ",")
+				switch canonicalKey(trimOWS(k)) {
+				case "Content-Length", "Transfer-Encoding", "Trailer":
+					return framing{}, badRequest("malformed Trailer header: a framing field is declared")
+				}
+			}
+		}
 		return framing{length: -1, chunked: true}, nil
 	case hasCL:
 		n, ok := parseContentLength(cl[0])
@@ -334,16 +346,65 @@ func parseContentLength(s string) (int64, bool) {
 // "*" (OPTIONS) and authority-form (CONNECT only).
 func requestURL(method, target string) (*url.URL, *RequestError) {
 	if method == http.MethodConnect && !strings.HasPrefix(target, "/") {
+		// authority-form: parsed as net/http parses it (a valid Host header is not enough:
+		// "a:b:c" or "[::1" are not authorities).
 		if target == "" || !httpguts.ValidHostHeader(target) {
 			return nil, badRequest("malformed request line: invalid CONNECT target")
 		}
-		return &url.URL{Host: target}, nil
+		u, err := url.ParseRequestURI("http://" + target)
+		if err != nil || u.Host != target {
+			return nil, badRequest("malformed request line: invalid CONNECT target")
+		}
+		u.Scheme = ""
+		return u, nil
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
 		return nil, badRequest("malformed request line: invalid request target")
 	}
 	return u, nil
+}
+
+// requestHost checks the Host header (exactly one on HTTP/1.1, at most one on HTTP/1.0, a valid
+// host when present) and returns the request's host: the target's authority in absolute form
+// (RFC 9112 §3.2.2), else the Host header.
+func requestHost(h *head, u *url.URL) (string, *RequestError) {
+	hosts := h.header["Host"]
+	var host string
+	switch {
+	case len(hosts) > 1:
+		return "", badRequest("several Host headers")
+	case len(hosts) == 0 && h.protoMinor == 1:
+		return "", badRequest("missing Host header")
+	case len(hosts) == 1:
+		if !validHost(hosts[0]) {
+			return "", badRequest("malformed Host header")
+		}
+		host = hosts[0]
+	}
+	if u.Host != "" {
+		host = u.Host
+	}
+	return host, nil
+}
+
+// declaredTrailers returns the trailer fields a Trailer header declares, as the keys of a
+// header with nil values (what http.Request.Trailer holds before the body is read).
+func declaredTrailers(decl []string) http.Header {
+	if len(decl) == 0 {
+		return nil
+	}
+	t := http.Header{}
+	for _, d := range decl {
+		for d != "" {
+			var k string
+			k, d, _ = strings.Cut(d, ",")
+			if k = trimOWS(k); k != "" && validFieldName(k) {
+				t[canonicalKey(k)] = nil
+			}
+		}
+	}
+	return t
 }
 
 // hasToken reports whether a comma-separated header holds token (case-insensitive).

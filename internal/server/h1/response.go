@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 var errResponseDone = errors.New("h1: write after the handler returned")
@@ -34,9 +37,11 @@ type response struct {
 	isHead      bool
 	closeAfter  bool
 	hijacked    bool
-	done        bool
-	pending     []byte
-	err         error // sticky write error
+	// done is set once the handler has returned (or panicked): every later call fails. It is
+	// atomic because a goroutine the handler started may still hold the ResponseWriter.
+	done    atomic.Bool
+	pending []byte
+	err     error // sticky write error
 }
 
 var (
@@ -49,7 +54,7 @@ func (w *response) Header() http.Header { return w.header }
 
 // WriteHeader sends 1xx informational responses at once and records the final status.
 func (w *response) WriteHeader(code int) {
-	if w.hijacked || w.wroteHeader || w.done {
+	if w.done.Load() || w.hijacked || w.wroteHeader {
 		return
 	}
 	if code < 100 || code > 999 {
@@ -85,7 +90,7 @@ func (w *response) writeInformational(code int) {
 		return
 	}
 	if code == http.StatusContinue && w.body != nil {
-		w.body.expect = false
+		w.body.expect.Store(false)
 	}
 	c.bw.WriteString(statusLine(code))
 	writeFields(c.bw, w.header, true)
@@ -96,11 +101,11 @@ func (w *response) writeInformational(code int) {
 }
 
 func (w *response) Write(p []byte) (int, error) {
+	if w.done.Load() {
+		return 0, errResponseDone
+	}
 	if w.hijacked {
 		return 0, http.ErrHijacked
-	}
-	if w.done {
-		return 0, errResponseDone
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -114,10 +119,12 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.written += int64(len(p))
-	if w.cl >= 0 && w.written > w.cl {
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		// Refused whole, and not counted: a response that then ends at its declared length
+		// is complete, and its connection can be reused.
 		return 0, http.ErrContentLength
 	}
+	w.written += int64(len(p))
 	if w.isHead {
 		return len(p), nil
 	}
@@ -132,7 +139,7 @@ func (w *response) Write(p []byte) (int, error) {
 }
 
 func (w *response) WriteString(s string) (int, error) {
-	if !w.done && !w.headWritten && w.cl < 0 && w.wroteHeader && len(w.pending)+len(s) <= pendingMax &&
+	if !w.done.Load() && !w.headWritten && w.cl < 0 && w.wroteHeader && len(w.pending)+len(s) <= pendingMax &&
 		!w.hijacked && !w.isHead && bodyAllowed(w.status) && w.err == nil {
 		w.written += int64(len(s))
 		w.pending = append(w.pending, s...)
@@ -166,11 +173,11 @@ func (w *response) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush reporting the write error (http.ResponseController uses it).
 func (w *response) FlushError() error {
+	if w.done.Load() {
+		return errResponseDone
+	}
 	if w.hijacked {
 		return http.ErrHijacked
-	}
-	if w.done {
-		return errResponseDone
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -190,11 +197,12 @@ func (w *response) FlushError() error {
 // Hijack hands the connection to the handler (upgrades such as WebSocket). What was written
 // of the response and not yet flushed stays in the returned writer.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if w.hijacked {
+	if w.done.Load() || w.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if w.done {
-		return nil, nil, http.ErrHijacked
+	if w.wroteHeader && !w.headWritten {
+		// The status (a 101, say) and any held-back body go into the writer, as net/http does.
+		w.writeHead(false)
 	}
 	c := w.c
 	c.endWatch()
@@ -212,6 +220,12 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWrite
 // EnableFullDuplex is a no-op: the request body can always be read while responding.
 func (w *response) EnableFullDuplex() error { return nil }
 
+// sameLength reports whether the Content-Length value v states n.
+func sameLength(v string, n int64) bool {
+	m, ok := parseContentLength(v)
+	return ok && m == n
+}
+
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
@@ -224,12 +238,17 @@ func (w *response) writeHead(final bool) {
 	req := w.req
 	delete(h, "Transfer-Encoding")
 	trailers := len(h["Trailer"]) > 0 || hasTrailerPrefix(h)
+	// The Content-Length field always states the framing chosen here: the handler may have
+	// changed it after WriteHeader, when w.cl was fixed.
 	switch {
 	case !bodyAllowed(w.status):
 		if w.status != http.StatusNotModified {
 			delete(h, "Content-Length")
 		}
 	case w.cl >= 0:
+		if v := h["Content-Length"]; len(v) != 1 || !sameLength(v[0], w.cl) {
+			h["Content-Length"] = []string{strconv.FormatInt(w.cl, 10)}
+		}
 	case final && !trailers:
 		if !w.isHead || len(w.pending) > 0 {
 			w.cl = int64(len(w.pending))
@@ -239,19 +258,26 @@ func (w *response) writeHead(final bool) {
 		// No body follows a HEAD response, so no framing is needed.
 	case req.ProtoMinor >= 1:
 		w.chunked = true
+		delete(h, "Content-Length")
 	default:
 		// HTTP/1.0 and no length: the end of the connection ends the body.
 		w.closeAfter = true
+		delete(h, "Content-Length")
 	}
+	upgrade := w.status == http.StatusSwitchingProtocols
 	if !w.closeAfter {
 		w.closeAfter = req.Close || c.srv.shuttingDown() || hasToken(h["Connection"], "close") ||
-			w.status == http.StatusSwitchingProtocols || !c.canDrain(w.body)
+			upgrade || !c.canDrain(w.body)
 	}
-	if w.closeAfter {
+	switch {
+	case upgrade:
+		// The handler's "Connection: Upgrade" stands; unless the handler hijacks the
+		// connection, it closes after this response.
+	case w.closeAfter:
 		if !hasToken(h["Connection"], "close") {
 			h["Connection"] = []string{"close"}
 		}
-	} else if req.ProtoMinor == 0 {
+	case req.ProtoMinor == 0:
 		h["Connection"] = []string{"keep-alive"}
 	}
 
@@ -285,7 +311,7 @@ func (w *response) finish() {
 	if !w.headWritten {
 		w.writeHead(true)
 	}
-	w.done = true
+	w.done.Store(true)
 	bw := w.c.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
@@ -298,6 +324,8 @@ func (w *response) finish() {
 	}
 }
 
+// writeTrailers writes the declared trailers and the http.TrailerPrefix ones, leaving out the
+// fields that must not be trailers (framing, routing, authentication: RFC 9110 §6.5.1).
 func (w *response) writeTrailers(bw *bufio.Writer) {
 	h := w.header
 	for _, decl := range h["Trailer"] {
@@ -305,6 +333,9 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 			var k string
 			k, decl, _ = strings.Cut(decl, ",")
 			k = canonicalKey(trimOWS(k))
+			if !httpguts.ValidTrailerHeader(k) {
+				continue
+			}
 			for _, v := range h[k] {
 				writeField(bw, k, v)
 			}
@@ -312,6 +343,9 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 	}
 	for k, vv := range h {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			if name = canonicalKey(name); !httpguts.ValidTrailerHeader(name) {
+				continue
+			}
 			for _, v := range vv {
 				writeField(bw, name, v)
 			}

@@ -35,10 +35,10 @@ import (
 // Server serves HTTP/1.x connections with Handler.
 type Server struct {
 	Handler http.Handler
-	// ReadHeaderTimeout bounds reading a request head (the first request's wait included);
-	// ReadTimeout bounds reading a whole request, body included; WriteTimeout bounds writing a
-	// response; IdleTimeout bounds the wait for the next request on a keep-alive connection
-	// (default: ReadTimeout, then ReadHeaderTimeout). 0 disables each.
+	// ReadHeaderTimeout bounds reading a request head, the first request's wait included
+	// (default: ReadTimeout); ReadTimeout bounds reading a whole request, body included;
+	// WriteTimeout bounds writing a response; IdleTimeout bounds the wait for the next request
+	// on a keep-alive connection (default: ReadTimeout, then ReadHeaderTimeout). 0 disables each.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxHeaderBytes caps a request head, request line included (default 1 MiB); a larger one
 	// is refused with 431.
@@ -64,9 +64,16 @@ type Server struct {
 // going away (a background read); shorter requests never pay for it.
 const watchDelay = 20 * time.Millisecond
 
+// testHookWatchRead, when set by a test, runs just before the background read starts.
+var testHookWatchRead atomic.Pointer[func(*conn)]
+
 // drainLimit is how much of an unread request body is read and discarded so the connection
 // can serve another request; beyond it the connection is closed.
 const drainLimit = 256 << 10
+
+// lingerTimeout bounds how long what the client still sends is read and discarded after a
+// half-close (see lingerClose); net/http waits as long.
+const lingerTimeout = 500 * time.Millisecond
 
 const (
 	stateActive = iota
@@ -82,6 +89,26 @@ func (s *Server) maxHead() int {
 		return s.MaxHeaderBytes
 	}
 	return 1 << 20
+}
+
+// headTimeout bounds reading a request head: ReadHeaderTimeout, else ReadTimeout.
+func (s *Server) headTimeout() time.Duration {
+	if s.ReadHeaderTimeout > 0 {
+		return s.ReadHeaderTimeout
+	}
+	return s.ReadTimeout
+}
+
+// idleTimeout bounds the wait for the next request: IdleTimeout, else ReadTimeout, else
+// ReadHeaderTimeout.
+func (s *Server) idleTimeout() time.Duration {
+	switch {
+	case s.IdleTimeout > 0:
+		return s.IdleTimeout
+	case s.ReadTimeout > 0:
+		return s.ReadTimeout
+	}
+	return s.ReadHeaderTimeout
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -220,8 +247,11 @@ type conn struct {
 
 	wmu      sync.Mutex // guards writes of "100 Continue" against the response head
 	hijacked bool
-	resp     *response
-	pending  []byte // reused as each response's held-back body
+	// linger is set when the connection closes while the client may still be sending (a
+	// refused request, an unread body): see lingerClose.
+	linger  bool
+	resp    *response
+	pending []byte // reused as each response's held-back body
 
 	// Watching for the client going away while a request runs.
 	watch        *time.Timer
@@ -262,10 +292,13 @@ func (c *conn) serve() {
 		if p := recover(); p != nil {
 			c.srv.logger().Error("h1: connection panic", "panic", p, "stack", stack())
 		}
-		if c.watch != nil {
-			c.watch.Stop()
-		}
 		if !c.hijacked {
+			// Normally a no-op; after a panic mid-request it keeps a background read (or a timer
+			// about to start one) from touching buffers that are back in the pool.
+			c.endWatch()
+			if c.linger {
+				c.lingerClose()
+			}
 			_ = c.rwc.Close()
 			if c.br != nil {
 				putReader(c.br)
@@ -302,12 +335,11 @@ func (c *conn) awaitRequest(first bool) bool {
 	if s.shuttingDown() {
 		return false
 	}
-	d := s.IdleTimeout
-	if d == 0 {
-		d = s.ReadTimeout
-	}
-	if first || d == 0 {
-		d = s.ReadHeaderTimeout
+	// A new connection gets the head timeout for its first request (ReadTimeout when
+	// ReadHeaderTimeout is not set), so one that never sends anything does not stay open.
+	d := s.idleTimeout()
+	if h := s.headTimeout(); first && h > 0 {
+		d = h
 	}
 	if d > 0 {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
@@ -325,8 +357,12 @@ func (c *conn) awaitRequest(first bool) bool {
 func (c *conn) serveRequest() bool {
 	s := c.srv
 	start := time.Now()
-	if s.ReadHeaderTimeout > 0 {
-		_ = c.rwc.SetReadDeadline(start.Add(s.ReadHeaderTimeout))
+	// Every head gets its own deadline: the previous request's (or none, after the background
+	// read) must not apply to a pipelined head that is still arriving.
+	if d := s.headTimeout(); d > 0 {
+		_ = c.rwc.SetReadDeadline(start.Add(d))
+	} else {
+		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
 	var err error
 	c.head, err = readHead(c.br, c.head, s.maxHead())
@@ -367,18 +403,20 @@ func (c *conn) serveRequest() bool {
 	w := &response{c: c, req: r, header: make(http.Header, 8), isHead: r.Method == http.MethodHead, cl: -1,
 		pending: c.pending[:0]}
 	if b, ok := r.Body.(*body); ok {
-		b.req, b.expect = r, expect
+		b.req = r
+		b.expect.Store(expect)
 		w.body = b
 	}
 	c.resp = w
 	c.mu.Lock()
 	c.cancel, c.reqDone, c.bodyComplete = cancel, false, w.body == nil
-	c.mu.Unlock()
+	// Under c.mu: the timer's function reads c.watch (to look again later) under it.
 	if c.watch == nil {
 		c.watch = time.AfterFunc(watchDelay, c.startWatch)
 	} else {
 		c.watch.Reset(watchDelay)
 	}
+	c.mu.Unlock()
 
 	panicked := c.runHandler(w, r)
 
@@ -388,6 +426,12 @@ func (c *conn) serveRequest() bool {
 		return false
 	}
 	if panicked {
+		// The response stays incomplete. A goroutine the handler started must not write into
+		// the connection's buffers (pooled once it closes) or read its body any more.
+		w.done.Store(true)
+		if w.body != nil {
+			c.linger = !w.body.finish()
+		}
 		cancel()
 		return false
 	}
@@ -401,13 +445,46 @@ func (c *conn) serveRequest() bool {
 	if cap(w.pending) <= pendingMax {
 		c.pending = w.pending[:0]
 	}
-	if !complete && !w.closeAfter && !w.body.drain(drainLimit) {
-		w.closeAfter = true
-	}
+	// The response goes out before an unread body is drained: the client may be waiting for
+	// it before it sends the rest.
 	if err := c.bw.Flush(); err != nil || w.err != nil {
 		return false
 	}
+	if !complete {
+		if w.closeAfter || !c.drain(w.body) {
+			c.linger = true
+			return false
+		}
+	}
 	return !w.closeAfter && !c.goneNow()
+}
+
+// drain reads and discards what the handler left of the request body (up to drainLimit) so
+// the connection can serve the next request. It reports whether the body was read to its end.
+func (c *conn) drain(b *body) bool {
+	s := c.srv
+	if s.ReadTimeout == 0 {
+		// Without the request's read deadline, the idle timeout bounds a client that stops
+		// sending.
+		if d := s.idleTimeout(); d > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
+	}
+	return b.drain(drainLimit)
+}
+
+// lingerClose half-closes a connection whose client may still be sending (a refused request,
+// an unread body) and discards what arrives until the client closes its end, for at most
+// lingerTimeout, before the connection is closed: closing a socket with unread input makes
+// the kernel reset the connection and drop what it still had to send, the end of the
+// response. The half-close lets the client see the end of the response at once.
+func (c *conn) lingerClose() {
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, c.rwc)
 }
 
 // runHandler calls the handler; it reports a panic (http.ErrAbortHandler silently, anything
@@ -459,20 +536,8 @@ func (c *conn) newRequest(h *head) (*http.Request, bool, *RequestError) {
 	if rerr != nil {
 		return r, false, rerr
 	}
-	hosts := h.header["Host"]
-	switch {
-	case len(hosts) > 1:
-		return r, false, badRequest("several Host headers")
-	case len(hosts) == 0 && h.protoMinor == 1:
-		return r, false, badRequest("missing Host header")
-	case len(hosts) == 1:
-		if !validHost(hosts[0]) {
-			return r, false, badRequest("malformed Host header")
-		}
-		r.Host = hosts[0]
-	}
-	if u.Host != "" {
-		r.Host = u.Host // absolute-form wins over the Host field (RFC 9112 §3.2.2)
+	if r.Host, rerr = requestHost(h, u); rerr != nil {
+		return r, false, rerr
 	}
 	delete(h.header, "Host")
 	conn := h.header["Connection"]
@@ -492,18 +557,7 @@ func (c *conn) newRequest(h *head) (*http.Request, bool, *RequestError) {
 			b.chunked = true
 			r.ContentLength = -1
 			r.TransferEncoding = append([]string(nil), chunkedTE...)
-			if decl := h.header["Trailer"]; len(decl) > 0 {
-				r.Trailer = http.Header{}
-				for _, d := range decl {
-					for d != "" {
-						var k string
-						k, d, _ = cutComma(d)
-						if k = trimOWS(k); k != "" && validFieldName(k) {
-							r.Trailer[canonicalKey(k)] = nil
-						}
-					}
-				}
-			}
+			r.Trailer = declaredTrailers(h.header["Trailer"])
 		} else {
 			b.remain = fr.length
 			r.ContentLength = fr.length
@@ -533,6 +587,7 @@ func (c *conn) refuse(r *http.Request, e *RequestError) {
 	w.closeAfter = true
 	w.finish()
 	_ = c.bw.Flush()
+	c.linger = true
 }
 
 func defaultRefuse(w http.ResponseWriter, _ *http.Request, e *RequestError) {
@@ -559,12 +614,18 @@ func (c *conn) canDrain(b *body) bool {
 	if b == nil {
 		return true
 	}
-	b.mu.Lock()
+	if !b.mu.TryLock() {
+		// Another goroutine is reading the body right now (full duplex), and may hold the
+		// lock until the client sends more, which it may only do once it has seen this
+		// response start: do not wait. Whether the rest can be drained is found out after
+		// the handler returns; if it cannot, the connection is closed then.
+		return true
+	}
 	defer b.mu.Unlock()
 	switch {
 	case b.eof:
 		return true
-	case b.err != nil, b.expect:
+	case b.err != nil, b.expect.Load():
 		// A client still waiting for "100 Continue" may or may not send its body.
 		return false
 	case b.chunked:
@@ -602,11 +663,14 @@ func (c *conn) startWatch() {
 		return
 	}
 	c.bgReading = true
-	c.mu.Unlock()
-
 	// The body is read: the read timeout has done its job, and must not end a long request
-	// by failing this read.
+	// by failing this read. The deadline is cleared under c.mu, so that an endWatch coming
+	// next sets its deadline in the past after this one and always interrupts the read.
 	_ = c.rwc.SetReadDeadline(time.Time{})
+	c.mu.Unlock()
+	if hook := testHookWatchRead.Load(); hook != nil {
+		(*hook)(c)
+	}
 	n, err := c.rwc.Read(c.bgByte[:])
 
 	c.mu.Lock()

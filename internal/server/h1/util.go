@@ -48,8 +48,6 @@ func validHost(h string) bool { return httpguts.ValidHostHeader(h) }
 
 func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
 
-func cutComma(s string) (before, after string, found bool) { return strings.Cut(s, ",") }
-
 // dateCache holds the Date header value of the current second.
 type dateCache struct {
 	sec int64

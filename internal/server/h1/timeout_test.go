@@ -1,0 +1,318 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// closedWithin checks that the server closes c, no sooner than min after since.
+func closedWithin(t *testing.T, c *client, since time.Time, min time.Duration) {
+	t.Helper()
+	c.expectClosed()
+	if d := time.Since(since); d < min {
+		t.Errorf("closed after %v, before the %v timeout", d, min)
+	}
+}
+
+func TestReadHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	const rht = 150 * time.Millisecond
+	ts := start(t, ok, func(s *Server) { s.ReadHeaderTimeout = rht })
+
+	t.Run("partial head", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		begin := time.Now()
+		c.send("GET / HTTP/1.1\r\nHost: x\r\n")
+		closedWithin(t, c, begin, rht)
+	})
+	t.Run("slowloris trickle", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		begin := time.Now()
+		// A byte every 20ms never completes the head: the timeout bounds the whole head, not
+		// each read.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200)) {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		closedWithin(t, c, begin, rht)
+		<-done
+	})
+	t.Run("nothing sent", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		closedWithin(t, c, time.Now(), rht)
+	})
+	t.Run("keep-alive serves on", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		for range 3 {
+			c.expectOpen()
+		}
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	const idle = 150 * time.Millisecond
+	ts := start(t, ok, func(s *Server) {
+		s.IdleTimeout = idle
+		s.ReadHeaderTimeout = 5 * time.Second
+	})
+	c := dial(t, ts.addr)
+	c.expectOpen()
+	closedWithin(t, c, time.Now(), idle)
+}
+
+// TestReadTimeoutAlone: with only ReadTimeout set, it still bounds a connection's first wait
+// and each head.
+func TestReadTimeoutAlone(t *testing.T) {
+	t.Parallel()
+	const rt = 150 * time.Millisecond
+	ts := start(t, ok, func(s *Server) { s.ReadTimeout = rt })
+
+	t.Run("nothing sent", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		closedWithin(t, c, time.Now(), rt)
+	})
+	t.Run("partial head", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		begin := time.Now()
+		c.send("GET / HTTP/1.1\r\n")
+		closedWithin(t, c, begin, rt)
+	})
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		c.expectOpen()
+		closedWithin(t, c, time.Now(), rt)
+	})
+}
+
+// TestPipelinedHeadAfterSlowHandler: a request whose head arrived in part while the previous
+// request's handler ran longer than ReadTimeout gets a fresh deadline for the rest of its head.
+func TestPipelinedHeadAfterSlowHandler(t *testing.T) {
+	t.Parallel()
+	const rt = 400 * time.Millisecond
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(rt + 100*time.Millisecond)
+		}
+		ok(w, r)
+	}, func(s *Server) { s.ReadTimeout = rt })
+	c := dial(t, ts.addr)
+	c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\n")
+	if r := c.read("GET"); r.body != "ok" {
+		t.Fatalf("%q", r.body)
+	}
+	c.send("Host: x\r\n\r\n")
+	if r := c.read("GET"); r.body != "ok" {
+		t.Fatalf("%q", r.body)
+	}
+}
+
+func TestReadTimeoutSlowBody(t *testing.T) {
+	t.Parallel()
+	const rt = 150 * time.Millisecond
+	errc := make(chan error, 1)
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		errc <- err
+		w.WriteHeader(http.StatusRequestTimeout)
+	}, func(s *Server) { s.ReadTimeout = rt })
+	c := dial(t, ts.addr)
+	begin := time.Now()
+	c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+	err := within(t, errc, "the handler")
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("body read error %v, want a timeout", err)
+	}
+	if d := time.Since(begin); d < rt {
+		t.Errorf("timed out after %v", d)
+	}
+	if r := c.read("POST"); r.StatusCode != http.StatusRequestTimeout || !r.Close {
+		t.Errorf("%d close=%v", r.StatusCode, r.Close)
+	}
+	c.expectClosed()
+}
+
+// TestReadTimeoutLongHandler: once the body is read, ReadTimeout no longer applies: a handler
+// running past it is neither canceled nor cut off, and the connection stays usable.
+func TestReadTimeoutLongHandler(t *testing.T) {
+	t.Parallel()
+	const rt = 100 * time.Millisecond
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("body: %v", err)
+		}
+		select {
+		case <-r.Context().Done():
+			t.Errorf("context canceled: %v", context.Cause(r.Context()))
+		case <-time.After(4 * rt):
+		}
+		_, _ = w.Write(b)
+	}, func(s *Server) { s.ReadTimeout = rt })
+	c := dial(t, ts.addr)
+	for _, req := range []string{
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		c.send(req)
+		want := "body"
+		if strings.HasPrefix(req, "GET") {
+			want = ""
+		}
+		if r := c.read("POST"); r.StatusCode != 200 || r.body != want || r.Close {
+			t.Fatalf("%d %q close=%v", r.StatusCode, r.body, r.Close)
+		}
+	}
+}
+
+func TestClientGoneCancelsContext(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, req string }{
+		{"no body", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"body read", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"},
+		{"chunked body read", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			entered := make(chan struct{})
+			canceled := make(chan error, 1)
+			ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				close(entered)
+				select {
+				case <-r.Context().Done():
+					canceled <- r.Context().Err()
+				case <-time.After(wait):
+					canceled <- errors.New("context not canceled")
+				}
+			})
+			c := dial(t, ts.addr)
+			c.send(tc.req)
+			within(t, entered, "the handler")
+			_ = c.Close()
+			if err := within(t, canceled, "the handler's context"); !errors.Is(err, context.Canceled) {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestWatchEndsWhileStarting covers a request that ends just as the background read starts:
+// ending the watch must interrupt that read even if it has not begun yet.
+func TestWatchEndsWhileStarting(t *testing.T) {
+	release := make(chan struct{})
+	atRead := make(chan struct{})
+	var srv atomic.Pointer[Server]
+	var once sync.Once
+	hook := func(c *conn) {
+		if c.srv == srv.Load() {
+			once.Do(func() {
+				close(atRead)
+				<-release
+			})
+		}
+	}
+	testHookWatchRead.Store(&hook)
+	t.Cleanup(func() { testHookWatchRead.Store(nil) }) // after the server's cleanup
+	handlerDone := make(chan struct{})
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			<-atRead // the watch started and is about to read
+			close(handlerDone)
+		}
+		ok(w, r)
+	})
+	srv.Store(ts.Server)
+	c := dial(t, ts.addr)
+	c.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+	within(t, handlerDone, "the handler")
+	// Let the connection's goroutine reach endWatch, which now waits for the background read.
+	var cn *conn
+	deadline := time.Now().Add(wait)
+	for cn == nil || !cn.abortingNow() {
+		if time.Now().After(deadline) {
+			t.Fatal("endWatch never started waiting")
+		}
+		time.Sleep(time.Millisecond)
+		ts.Server.mu.Lock()
+		for k := range ts.conns {
+			cn = k
+		}
+		ts.Server.mu.Unlock()
+	}
+	close(release)
+	// The read returns at once (the deadline is in the past), and the response goes out.
+	if r := c.read("GET"); r.body != "ok" {
+		t.Fatalf("%q", r.body)
+	}
+	c.expectOpen()
+}
+
+func (c *conn) abortingNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.aborting
+}
+
+func TestWriteTimeout(t *testing.T) {
+	t.Parallel()
+	const wt = 150 * time.Millisecond
+	errc := make(chan error, 1)
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 4096 { // 256 MiB: far more than the socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- errors.New("no write failed")
+	}, func(s *Server) { s.WriteTimeout = wt })
+	c := dial(t, ts.addr)
+	begin := time.Now()
+	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The client reads nothing.
+	err := within(t, errc, "the handler")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("write error %v, want a timeout", err)
+	}
+	if d := time.Since(begin); d < wt {
+		t.Errorf("timed out after %v", d)
+	}
+}
+
+// TestWriteTimeoutPerRequest: the write deadline is renewed for each request.
+func TestWriteTimeoutPerRequest(t *testing.T) {
+	t.Parallel()
+	const wt = 150 * time.Millisecond
+	ts := start(t, ok, func(s *Server) { s.WriteTimeout = wt })
+	c := dial(t, ts.addr)
+	for range 3 {
+		c.expectOpen()
+		time.Sleep(wt) // past the previous request's deadline
+	}
+}
