@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# bench/ratelimit.sh — what a rate limit costs: Gatehouse with a limit next to Gatehouse without.
+# bench/ratelimit.sh — what a rate limit costs: Gatehouse with a limit next to Gatehouse without,
+# and nginx's limit_req next to nginx without.
 #
 # One nginx backend answers every request with a tiny body. Gatehouse instances with the same
 # config sit in front of it: "none" (no limit), "memory" (a global per-IP limit in the memory
 # store, high enough never to deny) and, when redis-server is installed, "redis" (the same limit
-# in a redis-server the script starts on a free port). All wrk traffic comes from 127.0.0.1, so
-# every request checks the same key: the worst case for lock (or Redis key) contention. wrk
-# drives each instance in turn, in interleaved rounds; for every run the script records req/s,
-# p99, and the instance's own CPU time per request (utime+stime from /proc/PID/stat). A run with
-# a non-2xx answer (a 429 would mean the limit denied) fails the benchmark.
+# in a redis-server the script starts on a free port). The nearest nginx equivalent runs next to
+# them: "nginx" is bench/run.sh's nginx proxy (1 worker, keepalive upstream) with limit_req on a
+# zone keyed by $binary_remote_addr (shared memory, so the same for every worker), a rate and
+# burst high enough never to deny, nodelay; "nginx-none" is the same proxy without it. All wrk
+# traffic comes from 127.0.0.1, so every request checks the same key: the worst case for lock
+# (or Redis key) contention. wrk drives each instance in turn, in interleaved rounds; for every
+# run the script records req/s, p99, and the instance's own CPU time per request (utime+stime
+# from /proc/PID/stat: the Go process, or the nginx worker). A run with a non-2xx answer (a 429,
+# or nginx's 503, would mean the limit denied) fails the benchmark.
 #
 # Usage: bench/ratelimit.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (3) CONNS (64) THREADS (2) PAUSE (1)
-#              VARIANTS ("none memory redis") GATEHOUSE_BIN (a prebuilt gatehouse)
+#              VARIANTS ("none memory redis nginx-none nginx") GATEHOUSE_BIN (a prebuilt gatehouse)
 #              KEEP_TMP (0) RESULTS_DIR (bench/results)
 set -euo pipefail
 BENCH_NAME=ratelimit.sh
@@ -24,7 +29,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--quick) quick=1 ;;
 	-h | --help)
-		sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -42,7 +47,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 PAUSE=${PAUSE:-1}
-VARIANTS=${VARIANTS:-none memory redis}
+VARIANTS=${VARIANTS:-none memory redis nginx-none nginx}
 KEEP_TMP=${KEEP_TMP:-0}
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,24 +118,47 @@ if [[ " ${variants[*]} " == *" redis "* ]]; then
 fi
 
 # --- gatehouse instances.
-if [[ -n ${GATEHOUSE_BIN:-} ]]; then
-	cp "$GATEHOUSE_BIN" "$tmp/gatehouse"
-else
-	log "building gatehouse"
-	(cd "$repo_dir" && go build -trimpath -o "$tmp/gatehouse" ./cmd/gatehouse) || die "build failed"
+if [[ " ${variants[*]} " =~ " "(none|memory|redis)" " ]]; then
+	if [[ -n ${GATEHOUSE_BIN:-} ]]; then
+		cp "$GATEHOUSE_BIN" "$tmp/gatehouse"
+	else
+		log "building gatehouse"
+		(cd "$repo_dir" && go build -trimpath -o "$tmp/gatehouse" ./cmd/gatehouse) || die "build failed"
+	fi
 fi
-declare -A port=() pid=()
+declare -A port=() pid=() mpids=()
 for v in "${variants[@]}"; do
 	port[$v]=$(free_port)
 	store="" limits=""
 	case "$v" in
+	nginx | nginx-none)
+		# The nginx proxy of bench/run.sh; "nginx" adds limit_req. X-Limit-Req ($limit_req_status)
+		# lets the check below see that the limit ran and passed the request.
+		zone="" lim=""
+		if [[ $v == nginx ]]; then
+			zone='    limit_req_zone $binary_remote_addr zone=perip:1m rate=100000000r/s;'
+			# nginx counts the leaky bucket in milliseconds: without a burst, a second request in the
+			# same millisecond is over the limit whatever the rate.
+			lim='            limit_req zone=perip burst=1000000 nodelay;
+            add_header X-Limit-Req $limit_req_status always;'
+		fi
+		nginx_start "$tmp/$v" "$(nginx_proxy_body "${port[$v]}" "$backend_port" "$zone" "$lim")"
+		pid[$v]=$nginx_pid
+		wait_http "http://127.0.0.1:${port[$v]}/warm"
+		nginx_workers "${pid[$v]}"
+		mpids[$v]="${got_workers[*]}"
+		hdr=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${port[$v]}/warm" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-limit-req"{print $2}')
+		if [[ $v == nginx ]]; then [[ $hdr == PASSED ]] || die "nginx: limit_req did not pass the request (X-Limit-Req '$hdr')"; else [[ -z $hdr ]] || die "nginx-none: has a limit"; fi
+		log "$v on :${port[$v]} (master ${pid[$v]}, worker(s) ${mpids[$v]}) ready"
+		continue
+		;;
 	none) ;;
 	memory) limits="rate_limits: [{ name: per-ip, key: ip, limit: 100000000, per: 1s, store: memory }]" ;;
 	redis)
 		store=$redis_store
 		limits="rate_limits: [{ name: per-ip, key: ip, limit: 100000000, per: 1s, store: redis, on_error: fail_closed }]"
 		;;
-	*) die "unknown variant $v (none, memory, redis)" ;;
+	*) die "unknown variant $v (none, memory, redis, nginx-none, nginx)" ;;
 	esac
 	cat >"$tmp/gatehouse-$v.yaml" <<EOF2
 version: 1
@@ -149,6 +177,7 @@ routes:
 EOF2
 	"$tmp/gatehouse" run -c "$tmp/gatehouse-$v.yaml" >"$tmp/gatehouse-$v.out" 2>&1 &
 	pid[$v]=$!
+	mpids[$v]=${pid[$v]}
 	pids+=("${pid[$v]}")
 	wait_http "http://127.0.0.1:${port[$v]}/warm"
 	hdr=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${port[$v]}/warm" | tr -d '\r' | awk -F': ' 'tolower($1)=="ratelimit"{print $2}')
@@ -165,10 +194,11 @@ echo "round,variant,req_per_s,p99_ms,cpu_us_per_req" >"$csv"
 declare -A rps_sum=() cpu_sum=() p99_sum=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	for v in "${variants[@]}"; do
-		c0=$(cpu_ticks "${pid[$v]}")
+		read -r -a mp <<<"${mpids[$v]}"
+		c0=$(cpu_ticks_sum "${mp[@]}")
 		out=$(timeout $((dur_s + 30)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:${port[$v]}/bench") ||
 			die "wrk against $v failed"
-		c1=$(cpu_ticks "${pid[$v]}")
+		c1=$(cpu_ticks_sum "${mp[@]}")
 		grep -q "Non-2xx" <<<"$out" && die "$v answered non-2xx during the run: $out"
 		rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 		n=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -185,12 +215,18 @@ done
 
 {
 	echo "rate-limit benchmark $stamp: ${ROUNDS}x${DURATION}, wrk -t$THREADS -c$CONNS, $(nproc) CPUs, one key (127.0.0.1), means over rounds"
-	printf '| %-8s | %10s | %8s | %11s | %9s | %9s |\n' variant "req/s" "p99 ms" "CPU µs/req" "req/s ×" "CPU ×"
-	printf '|%s|%s|%s|%s|%s|%s|\n' ---------- ------------ ---------- ------------- ----------- -----------
+	# printf pads bytes: "µ" and "×" take two, hence the wider fields in the header.
+	printf '| %-10s | %10s | %8s | %12s | %10s | %10s | %15s |\n' variant "req/s" "p99 ms" "CPU µs/req" "req/s ×" "CPU ×" "limit +µs/req"
+	printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------ ------------ ---------- ------------- ----------- ----------- ----------------
 	base=${variants[0]}
 	for v in "${variants[@]}"; do
+		# limit +µs/req: the CPU the limit adds over the same proxy without one.
+		own=""
+		case "$v" in memory | redis) own=none ;; nginx) own=nginx-none ;; esac
+		[[ -n $own && -n ${cpu_sum[$own]:-} ]] || own=""
 		awk -v v="$v" -v r="${rps_sum[$v]}" -v c="${cpu_sum[$v]}" -v p="${p99_sum[$v]}" -v br="${rps_sum[$base]}" -v bc="${cpu_sum[$base]}" -v n="$ROUNDS" \
-			'BEGIN {printf "| %-8s | %10.0f | %8.2f | %11.1f | %9.2f | %9.2f |\n", v, r / n, p / n, c / n, r / br, c / bc}'
+			-v oc="${own:+${cpu_sum[$own]}}" \
+			'BEGIN {printf "| %-10s | %10.0f | %8.2f | %11.1f | %9.2f | %9.2f | %14s |\n", v, r / n, p / n, c / n, r / br, c / bc, (oc == "") ? "-" : sprintf("%+.1f", (c - oc) / n)}'
 	done
-	echo "(ratios against '$base')"
+	echo "(ratios against '$base'; limit +µs/req against the same proxy without a limit: none for memory and redis, nginx-none for nginx)"
 } | tee "$RESULTS_DIR/ratelimit-$stamp.txt"

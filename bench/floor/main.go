@@ -1,0 +1,88 @@
+// Command floor is the cheapest HTTP/1.1 forwarder Go can be on this benchmark, for
+// reference only: one goroutine per client connection with its own upstream connection, the
+// request head copied to the upstream as it came and the response head and Content-Length
+// body copied back, with bufio and nothing else — no routing, no header edits, no pool, no
+// timeouts, no chunked bodies, no error handling beyond closing. bench/run.sh runs it as
+// "floor" to show what the Go runtime and the kernel cost per request on the machine at hand,
+// which no real gateway (Gatehouse included) can go below.
+//
+//	floor -listen 127.0.0.1:8081 -upstream 127.0.0.1:8080
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"io"
+	"log"
+	"net"
+	"strconv"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
+	upstream := flag.String("upstream", "", "host:port of the backend")
+	flag.Parse()
+	if *upstream == "" {
+		log.Fatal("floor: -upstream is required")
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatal(err)
+		}
+		go serve(c, *upstream)
+	}
+}
+
+func serve(c net.Conn, upstream string) {
+	defer c.Close()
+	u, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	cr, ur := bufio.NewReader(c), bufio.NewReader(u)
+	cw, uw := bufio.NewWriter(c), bufio.NewWriter(u)
+	var head []byte
+	for {
+		var n int64
+		if head, n, err = readHead(cr, head); err != nil {
+			return
+		}
+		uw.Write(head)
+		if _, err := io.CopyN(uw, cr, n); err != nil || uw.Flush() != nil {
+			return
+		}
+		if head, n, err = readHead(ur, head); err != nil {
+			return
+		}
+		cw.Write(head)
+		if _, err := io.CopyN(cw, ur, n); err != nil || cw.Flush() != nil {
+			return
+		}
+	}
+}
+
+// readHead reads a message head into buf and returns its Content-Length (0 if none).
+func readHead(br *bufio.Reader, buf []byte) ([]byte, int64, error) {
+	buf = buf[:0]
+	var n int64
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return buf, 0, err
+		}
+		buf = append(buf, line...)
+		if len(line) <= 2 {
+			return buf, n, nil
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
+			n, _ = strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		}
+	}
+}
