@@ -58,6 +58,8 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
 	wg        sync.WaitGroup // connections
+	watching  bool           // the watch loop runs (under mu)
+	stopWatch chan struct{}  // closed to stop it
 }
 
 // watchDelay is how long a request runs before the connection is watched for the client
@@ -128,6 +130,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if !s.track(&ln, true) {
 		return http.ErrServerClosed
 	}
+	s.startWatchLoop()
 	defer s.track(&ln, false)
 	base := context.Background()
 	var backoff time.Duration
@@ -153,6 +156,48 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		go c.serve()
+	}
+}
+
+// watchLoop starts the client-gone watch of every request that has run for watchDelay. One
+// ticker for the whole server costs less than a timer per request.
+func (s *Server) watchLoop(stop chan struct{}) {
+	t := time.NewTicker(watchDelay)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		limit := time.Now().Add(-watchDelay).UnixNano()
+		s.mu.Lock()
+		for c := range s.conns {
+			if st := c.since.Load(); st != 0 && st <= limit && c.since.CompareAndSwap(st, 0) {
+				go c.startWatch(st)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) startWatchLoop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watching || s.shuttingDown() {
+		return
+	}
+	s.watching = true
+	s.stopWatch = make(chan struct{})
+	go s.watchLoop(s.stopWatch)
+}
+
+func (s *Server) stopWatchLoop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watching {
+		s.watching = false
+		close(s.stopWatch)
 	}
 }
 
@@ -185,6 +230,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	defer s.stopWatchLoop() // requests still draining keep their client-gone watch
 	for {
 		if s.closeIdle() == 0 {
 			return nil
@@ -201,10 +247,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.closing.Store(true)
 	s.closeListeners()
+	s.stopWatchLoop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		_ = c.rwc.Close()
+		// Requests still running are over: their handlers learn it from the context.
+		c.mu.Lock()
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.mu.Unlock()
 	}
 	return nil
 }
@@ -253,8 +306,10 @@ type conn struct {
 	resp    *response
 	pending []byte // reused as each response's held-back body
 
-	// Watching for the client going away while a request runs.
-	watch        *time.Timer
+	// Watching for the client going away while a request runs. since is when the running
+	// request started (UnixNano; 0 when there is nothing to watch); Server.watchLoop starts the
+	// watch of requests older than watchDelay.
+	since        atomic.Int64
 	mu           sync.Mutex
 	cond         sync.Cond
 	cancel       context.CancelFunc
@@ -410,13 +465,10 @@ func (c *conn) serveRequest() bool {
 	c.resp = w
 	c.mu.Lock()
 	c.cancel, c.reqDone, c.bodyComplete = cancel, false, w.body == nil
-	// Under c.mu: the timer's function reads c.watch (to look again later) under it.
-	if c.watch == nil {
-		c.watch = time.AfterFunc(watchDelay, c.startWatch)
-	} else {
-		c.watch.Reset(watchDelay)
-	}
 	c.mu.Unlock()
+	// No timer per request (resetting one made it the runtime's earliest timer and woke the
+	// network poller every time): the server's watch loop finds long requests.
+	c.since.Store(start.UnixNano())
 
 	panicked := c.runHandler(w, r)
 
@@ -642,18 +694,19 @@ func (c *conn) bodyDone() {
 	c.mu.Unlock()
 }
 
-// startWatch runs on a timer once a request has run for watchDelay: it reads from the
-// connection in the background, so that a client closing its connection cancels the request.
-// A byte that arrives (a pipelined request) is kept for the next read.
-func (c *conn) startWatch() {
+// startWatch runs (on its own goroutine, started by the watch loop) once a request has run
+// for watchDelay: it reads from the connection in the background, so that a client closing
+// its connection cancels the request. A byte that arrives (a pipelined request) is kept for
+// the next read. since is the request's start, which the watch loop took from c.since.
+func (c *conn) startWatch(since int64) {
 	c.mu.Lock()
 	if c.reqDone || c.bgReading || c.gone || c.hasByte {
 		c.mu.Unlock()
 		return
 	}
 	if !c.bodyComplete {
-		// The handler still reads the body; look again later.
-		c.watch.Reset(watchDelay)
+		// The handler still reads the body; the loop looks again at its next tick.
+		c.since.CompareAndSwap(0, since)
 		c.mu.Unlock()
 		return
 	}
@@ -688,11 +741,10 @@ func (c *conn) startWatch() {
 	c.mu.Unlock()
 }
 
-// endWatch stops watching: it stops the timer and interrupts a background read in progress.
+// endWatch stops watching: the watch loop skips the connection from now on, and a
+// background read in progress is interrupted.
 func (c *conn) endWatch() {
-	if c.watch != nil {
-		c.watch.Stop()
-	}
+	c.since.Store(0)
 	c.mu.Lock()
 	c.reqDone = true
 	if c.bgReading {
