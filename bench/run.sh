@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh — compare Gatehouse with nginx and a bare Go httputil.ReverseProxy on loopback.
 #
-# One nginx backend answers every request with a tiny body. Three proxies sit in front of it
-# (nginx, baseline, gatehouse). In interleaved rounds wrk drives each proxy in turn; for every run
+# One nginx backend answers every request with a tiny body. Proxies sit in front of it: nginx,
+# baseline (a bare ReverseProxy), gatehouse, and on request gatehouse1p (Gatehouse with
+# GOMAXPROCS=1, one core like nginx's one worker) and floor (bench/floor: the cheapest Go
+# forwarder, a reference for what the runtime and kernel cost). In interleaved rounds wrk drives each proxy in turn; for every run
 # the script records req/s, p99 latency, the proxy's own CPU time per request, and the backend's CPU
 # time per request in the same run. See bench/README.md for what the figures mean.
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse") KEEP_TMP (0) RESULTS_DIR (bench/results)
+#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor) KEEP_TMP (0) RESULTS_DIR (bench/results)
 #              BASELINE_ARGS (extra flags for bench/baseline, e.g. "-buffer-pool" for pooled copy buffers)
 #              GATEHOUSE_BIN (use this gatehouse binary instead of building ./cmd/gatehouse)
 #              ROUTE (plain: one bare /** route; realistic: the route also checks an HS256 JWT and a
@@ -96,7 +98,7 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | baseline | gatehouse) ;; *) die "unknown proxy in PROXIES: $p" ;; esac
+	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor) ;; *) die "unknown proxy in PROXIES: $p" ;; esac
 done
 
 clk_tck=$(getconf CLK_TCK)
@@ -296,6 +298,7 @@ build() {
 	failed[$name]="build failed: $(tr '\n' ' ' <"$tmp/build-$name.log")"
 }
 build baseline ./bench/baseline
+[[ " $PROXIES " == *" floor "* ]] && build floor ./bench/floor
 if [[ -n ${GATEHOUSE_BIN:-} ]]; then
 	[[ -x $GATEHOUSE_BIN ]] || die "GATEHOUSE_BIN=$GATEHOUSE_BIN is not an executable file"
 	cp "$GATEHOUSE_BIN" "$tmp/gatehouse"
@@ -358,19 +361,25 @@ start_proxy() {
 		start_nginx nginx "$tmp/nginx"
 		proxy_pid[$name]=$got_pid
 		;;
+	floor)
+		"$tmp/floor" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" >"$tmp/floor.log" 2>&1 &
+		proxy_pid[$name]=$!
+		started_pids+=("${proxy_pid[$name]}")
+		;;
 	baseline)
 		"$tmp/baseline" -listen "127.0.0.1:$p" -backend "$backend_url" "${baseline_args[@]}" >"$tmp/baseline.log" 2>&1 &
 		proxy_pid[$name]=$!
 		started_pids+=("${proxy_pid[$name]}")
 		;;
-	gatehouse)
-		mkdir -p "$tmp/gatehouse.d"
-		cat >"$tmp/gatehouse.d/gatehouse.yaml" <<EOF
+	gatehouse | gatehouse1p)
+		local dir="$tmp/$name.d"
+		mkdir -p "$dir"
+		cat >"$dir/gatehouse.yaml" <<EOF
 version: 1
 listeners:
   - { name: public, address: "127.0.0.1:$p" }
 server:
-  access_log: { output: $tmp/gatehouse.d/access.log }
+  access_log: { output: $dir/access.log }
 services:
   - name: backend
     targets: [{ url: "$backend_url" }]
@@ -381,7 +390,7 @@ routes:
     service: backend
 EOF
 		if [[ $ROUTE == realistic ]]; then
-			cat >>"$tmp/gatehouse.d/gatehouse.yaml" <<'EOF'
+			cat >>"$dir/gatehouse.yaml" <<'EOF'
     plugins:
       jwt: { issuers: [bench] }
       rate_limit:
@@ -392,7 +401,10 @@ auth:
 metrics: { enabled: true }
 EOF
 		fi
-		"$tmp/gatehouse" run -c "$tmp/gatehouse.d/gatehouse.yaml" >"$tmp/gatehouse.d/stdout.log" 2>"$tmp/gatehouse.d/stderr.log" &
+		# gatehouse1p: the same gateway on one core (GOMAXPROCS=1), as nginx runs one worker.
+		local procs=${GOMAXPROCS:-}
+		[[ $name == gatehouse1p ]] && procs=1
+		GOMAXPROCS=$procs "$tmp/gatehouse" run -c "$dir/gatehouse.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
 		proxy_pid[$name]=$!
 		started_pids+=("${proxy_pid[$name]}")
 		;;
@@ -404,7 +416,8 @@ proxy_log() {
 	case "$1" in
 	nginx) tail -n 5 "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
-	gatehouse) tail -n 5 "$tmp/gatehouse.d/stderr.log" "$tmp/gatehouse.d/stdout.log" 2>/dev/null ;;
+	gatehouse | gatehouse1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
+	floor) tail -n 5 "$tmp/floor.log" 2>/dev/null ;;
 	esac
 }
 
@@ -570,14 +583,14 @@ col_rps=8 col_p99=9 col_cpu=11 col_bcpu=13 col_ratio=14 col_serr=17 col_non2xx=1
 report=$(
 	printf 'Gatehouse benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), ROUTE=%s, median (min–max)\n' \
 		"$(date '+%Y-%m-%d %H:%M %Z')" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$ROUTE"
-	printf '%-10s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6s\n' proxy "req/s" "p99 ms" "proxy CPU us/req" \
+	printf '%-11s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6s\n' proxy "req/s" "p99 ms" "proxy CPU us/req" \
 		"backend CPU us/req" "proxy/backend CPU" "req/s÷ng" "CPU÷ng" "ratio÷ng" errors
 	read -r ng_rps _ _ <<<"$(stats nginx $col_rps)"
 	read -r ng_cpu _ _ <<<"$(stats nginx $col_cpu)"
 	read -r ng_ratio _ _ <<<"$(stats nginx $col_ratio)"
 	for name in "${proxies[@]}"; do
 		if ! awk -F, -v p="$name" 'NR > 1 && $3 == p { found = 1 } END { exit !found }' "$csv"; then
-			printf '%-10s %s\n' "$name" "no data: ${failed[$name]:-not run}"
+			printf '%-11s %s\n' "$name" "no data: ${failed[$name]:-not run}"
 			continue
 		fi
 		read -r rm rlo rhi <<<"$(stats "$name" $col_rps)"
@@ -592,7 +605,7 @@ report=$(
 			-v nq="${ng_ratio:-nan}" -v errs="$errs" -v partial="${failed[$name]:+ (stopped early)}" '
 			function rel(a, b) { return (b + 0 > 0) ? sprintf("%.2fx", a / b) : "n/a" }
 			BEGIN {
-				printf "%-10s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6d%s\n", name,
+				printf "%-11s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6d%s\n", name,
 					sprintf("%.0f (%.0f–%.0f)", rm, rlo, rhi),
 					sprintf("%.2f (%.2f–%.2f)", lm, llo, lhi),
 					sprintf("%.1f (%.1f–%.1f)", cm, clo, chi),
