@@ -306,10 +306,6 @@ routes: [{ name: up, match: { path: /up }, service: up, max_body_bytes: 1KiB }]
 }
 
 func TestUpstreamFailuresDoNotLeak(t *testing.T) {
-	// A port with nothing listening: connection refused.
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadAddr := hostPort(dead)
-	dead.Close()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(3 * time.Second):
@@ -317,6 +313,11 @@ func TestUpstreamFailuresDoNotLeak(t *testing.T) {
 		}
 	}))
 	t.Cleanup(slow.Close)
+	// A port with nothing listening: connection refused. Taken after the slow server's, so
+	// the kernel cannot hand the freed port to it.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := hostPort(dead)
+	dead.Close()
 	g := startGateway(t, `
 version: 1
 listeners: [{ name: public, address: "${LISTEN}" }]

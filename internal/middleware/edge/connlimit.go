@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -89,6 +90,15 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.release(c.ip) })
 	return err
+}
+
+// CloseWrite half-closes the connection when the wrapped one can (TCP), so a server can
+// finish a response and still let the client's remaining bytes drain (a lingering close).
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 func peerIP(c net.Conn) netip.Addr {

@@ -262,3 +262,43 @@ func TestLimitListener(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A limited connection half-closes like the TCP connection it wraps, so the HTTP/1 server's
+// lingering close works behind connection caps.
+func TestLimitConnCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := LimitListener(ln, 10, 10, nil)
+	defer lim.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sc, err := lim.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	cw, ok := sc.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("limited connection has no CloseWrite")
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("client read after CloseWrite = %d, %v; want EOF", n, err)
+	}
+	// The other direction is still open.
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	sc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := sc.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("server read after CloseWrite = %d, %v", n, err)
+	}
+}
