@@ -161,9 +161,13 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // watchLoop starts the client-gone watch of every request that has run for watchDelay. One
 // ticker for the whole server costs less than a timer per request.
+//
+// With no request running it ticks every watchIdle instead, so an idle gateway does not wake
+// up 50 times a second; a request that starts then is watched after at most watchIdle.
 func (s *Server) watchLoop(stop chan struct{}) {
 	t := time.NewTicker(watchDelay)
 	defer t.Stop()
+	period := watchDelay
 	for {
 		select {
 		case <-stop:
@@ -171,14 +175,31 @@ func (s *Server) watchLoop(stop chan struct{}) {
 		case <-t.C:
 		}
 		limit := time.Now().Add(-watchDelay).UnixNano()
+		running := false
 		s.mu.Lock()
 		for c := range s.conns {
-			if st := c.since.Load(); st != 0 && st <= limit && c.since.CompareAndSwap(st, 0) {
+			st := c.since.Load()
+			running = running || st != 0
+			if st != 0 && st <= limit && c.since.CompareAndSwap(st, 0) {
 				go c.startWatch(st)
 			}
 		}
 		s.mu.Unlock()
+		if next := watchPeriod(running); next != period {
+			period = next
+			t.Reset(period)
+		}
 	}
+}
+
+// watchIdle is the watch loop's period while no request runs.
+const watchIdle = 200 * time.Millisecond
+
+func watchPeriod(running bool) time.Duration {
+	if running {
+		return watchDelay
+	}
+	return watchIdle
 }
 
 func (s *Server) startWatchLoop() {
