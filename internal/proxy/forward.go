@@ -147,13 +147,23 @@ func earlyHints(w http.ResponseWriter) *httptrace.ClientTrace {
 		if code == http.StatusContinue {
 			return nil // answered to the gateway's Expect, not the client's
 		}
+		// The interim fields go out with the 1xx only: what the final response already had
+		// under the same names is put back afterwards.
 		h := w.Header()
+		saved := map[string][]string{}
 		for k, vv := range header {
-			h[k] = append(h[k][:0:0], vv...)
+			if old, ok := h[k]; ok {
+				saved[k] = old
+			}
+			h[k] = append([]string(nil), vv...)
 		}
 		w.WriteHeader(code)
 		for k := range header {
-			delete(h, k)
+			if old, ok := saved[k]; ok {
+				h[k] = old
+			} else {
+				delete(h, k)
+			}
 		}
 		return nil
 	}}
