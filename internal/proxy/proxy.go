@@ -391,12 +391,24 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		h.o.Logger.Debug("client canceled request", "request_id", reqID, "route", h.o.Route)
 		w.WriteHeader(499)
 		return
-	case isTimeout(err) || r.Context().Err() == context.DeadlineExceeded:
+	case isTimeout(err) || r.Context().Err() == context.DeadlineExceeded || grpcDeadlinePassed(r):
 		status, code, msg = http.StatusGatewayTimeout, httpx.CodeGatewayTimeout, "the upstream service did not respond in time"
 	}
 	h.o.Logger.Warn("upstream error", "request_id", reqID, "route", h.o.Route, "service", h.o.Service,
 		"target", targetOf(info), "status", status, "error", err.Error())
 	writeError(w, r, status, code, msg)
+}
+
+// grpcDeadlinePassed reports whether a gRPC request failed after its client's deadline: the
+// upstream server gives up at the same grpc-timeout and may reset the stream rather than
+// answer, which is the client's DEADLINE_EXCEEDED, not an unavailable service. The request's
+// context runs grpcDeadlineGrace past that deadline (see ServeHTTP).
+func grpcDeadlinePassed(r *http.Request) bool {
+	if !wire.IsGRPCRequest(r) {
+		return false
+	}
+	dl, ok := r.Context().Deadline()
+	return ok && !time.Now().Before(dl.Add(-grpcDeadlineGrace))
 }
 
 func targetOf(info *httpx.Info) string {

@@ -250,7 +250,13 @@ func TestGRPCPassthroughStreaming(t *testing.T) {
 }
 
 func TestGRPCPassthroughDeadline(t *testing.T) {
-	_, addr := startGRPCGateway(t)
+	be := grpctest.Start(t)
+	addr, logs := h2cGateway(t, grpcYAML, map[string]string{"GRPC": be.Addr, "DESCRIPTORS": grpctest.WriteDescriptorSet(t)})
+	defer func() {
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	}()
 	cc := grpcClient(t, addr)
 	out := msg(t, "users.v1.SleepReply", "")
 	// The server sees the client's deadline (grpc-timeout is forwarded). This first call also
