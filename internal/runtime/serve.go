@@ -41,7 +41,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.obs.on {
 		tel = &ex.tel
 		ctx = rt.obs.start(ctx, r, ex)
-		// Deferred so that a request whose stream is aborted (ReverseProxy panics with
+		// Deferred so that a request whose stream is aborted (the proxy panics with
 		// http.ErrAbortHandler) is still counted and leaves the in-flight gauge.
 		defer rt.obs.finish(r, ex, start)
 	}

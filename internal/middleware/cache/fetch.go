@@ -273,7 +273,7 @@ func (h *handler) refresh(r *http.Request, info *httpx.Info, k reqKey, key strin
 		defer cancel()
 		defer h.flights.finish(fk, f, nil)
 		defer func() {
-			// ReverseProxy aborts a broken body copy with http.ErrAbortHandler; nothing is stored then.
+			// The proxy aborts a broken body copy with http.ErrAbortHandler; nothing is stored then.
 			if v := recover(); v != nil && v != http.ErrAbortHandler {
 				h.logger.Error("cache refresh panicked", "route", h.route, "panic", v)
 			}

@@ -287,7 +287,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
 			break
 		}
-		// An interim response (103 Early Hints, a stray 100 Continue): ReverseProxy forwards
+		// An interim response (103 Early Hints, a stray 100 Continue): the proxy forwards
 		// it to the client through its client trace; we wait for the final one.
 		if interim >= maxInterim {
 			return fail(errors.New("h1: too many 1xx responses"), false)
