@@ -16,6 +16,9 @@
 #              ROUTE (plain: one bare /** route; realistic: the route also checks an HS256 JWT and a
 #              memory rate limit that never denies, with metrics and the access log on)
 set -euo pipefail
+BENCH_NAME=run.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -56,34 +59,10 @@ bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$bench_dir")
 RESULTS_DIR=${RESULTS_DIR:-$bench_dir/results}
 
-die() {
-	echo "run.sh: $*" >&2
-	exit 1
-}
-log() {
-	printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
-}
-
-# seconds converts a wrk duration ("10s", "2m", "1h", "30") to whole seconds.
-seconds() {
-	local d=$1
-	case "$d" in
-	*s) echo "${d%s}" ;;
-	*m) echo $((${d%m} * 60)) ;;
-	*h) echo $((${d%h} * 3600)) ;;
-	*) echo "$d" ;;
-	esac
-}
-
 # --- preflight -------------------------------------------------------------------------------
 
-missing=()
-for tool in nginx wrk curl go getconf ps; do
-	command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-	echo "run.sh: missing tools: ${missing[*]}" >&2
-	echo "  install with: apt-get install -y nginx wrk nghttp2-client curl procps (Go: https://go.dev/dl/)" >&2
+# need dies in the subshell, so the note about a running apt install can follow its message.
+if ! (need nginx wrk curl go getconf ps); then
 	if [[ -f /tmp/apt.log ]] && ! grep -q '^done' /tmp/apt.log; then
 		echo "  note: /tmp/apt.log shows an apt install that may still be running; wait and retry" >&2
 	fi
@@ -108,107 +87,16 @@ read -r -a proxies <<<"$PROXIES"
 
 # --- process bookkeeping and cleanup -----------------------------------------------------------
 
+# lib.sh's cleanup stops every process recorded in pids and extra_pids, and a running wrk.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
-started_pids=() # every long-lived process this script started (nginx masters, Go proxies)
-extra_pids=()   # nginx workers, killed only if their master did not take them down
-wrk_pid=""
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [[ -n $wrk_pid ]] && kill -0 "$wrk_pid" 2>/dev/null; then
-		kill -TERM "$wrk_pid" 2>/dev/null || true
-	fi
-	local pid alive i
-	for pid in "${started_pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for ((i = 0; i < 50; i++)); do
-		alive=0
-		for pid in "${started_pids[@]}" "${extra_pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		((alive)) || break
-		sleep 0.1
-	done
-	for pid in "${started_pids[@]}" "${extra_pids[@]}" ${wrk_pid:+"$wrk_pid"}; do
-		if kill -0 "$pid" 2>/dev/null; then
-			log "pid $pid did not exit on SIGTERM; sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	done
-	wait 2>/dev/null || true
-	if ((rc != 0 || KEEP_TMP)); then
-		log "logs and configs kept in $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # --- helpers ---------------------------------------------------------------------------------
 
-used_ports=()
-
-port_in_use() {
-	local p=$1 u
-	for u in "${used_ports[@]}"; do
-		[[ $u == "$p" ]] && return 0
-	done
-	if command -v ss >/dev/null 2>&1; then
-		[[ -n $(ss -Htan "sport = :$p" 2>/dev/null) ]] && return 0
-	fi
-	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
-}
-
-# free_port sets got_port to an unused loopback port below the kernel's ephemeral range, so wrk's
-# and the proxies' outgoing connections cannot have taken it. (Helpers that start or record
-# processes set globals instead of printing: a $(...) subshell would lose the bookkeeping.)
-free_port() {
-	local p i
-	for ((i = 0; i < 500; i++)); do
-		p=$((20000 + RANDOM % 10000))
-		if ! port_in_use "$p"; then
-			used_ports+=("$p")
-			got_port=$p
-			return 0
-		fi
-	done
-	die "no free port found in 20000-29999"
-}
-
-# children prints the PIDs whose parent is $1 (an nginx master's workers).
-children() {
-	ps -o pid= --ppid "$1" | tr -d ' '
-}
-
-# cpu_ticks prints utime+stime (fields 14 and 15 of /proc/PID/stat, in clock ticks) summed over
-# the given PIDs. The command name (field 2) may contain spaces, so fields are counted after ')'.
-cpu_ticks() {
-	local total=0 pid stat rest
-	local -a f
-	for pid in "$@"; do
-		stat=$(<"/proc/$pid/stat") || die "pid $pid vanished while measuring"
-		rest=${stat##*) }
-		read -r -a f <<<"$rest"
-		total=$((total + f[11] + f[12]))
-	done
-	echo "$total"
-}
-
-# sys_cpu prints the aggregate "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal.
-sys_cpu() {
-	local rest
-	read -r _ rest </proc/stat
-	echo "$rest"
-}
-
-# wait_http waits up to 15s for URL to answer 200 while PID stays alive.
-wait_http() {
+# wait_ready URL PID NAME waits up to 15s for URL to answer 200 (with the run's auth header) while
+# PID stays alive; unlike lib.sh's wait_http it returns 1 instead of dying, so one broken proxy
+# only skips that proxy.
+wait_ready() {
 	local url=$1 pid=$2 name=$3 i
 	for ((i = 0; i < 150; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
@@ -224,67 +112,12 @@ wait_http() {
 	return 1
 }
 
-# nginx_conf writes an nginx.conf into DIR whose http block contains BODY.
-nginx_conf() {
-	local dir=$1 body=$2
-	mkdir -p "$dir"
-	cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events {
-    worker_connections 4096;
-}
-http {
-    access_log off;
-    default_type text/plain;
-    # Go servers never close a keep-alive connection after N requests; neither should nginx here.
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-$body
-}
-EOF
-}
-
-# start_nginx NAME DIR starts nginx in the foreground (daemon off) and sets got_pid to the master.
-start_nginx() {
-	local name=$1 dir=$2
-	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stderr.log" 2>&1 ||
-		die "$name: nginx -t failed: $(cat "$dir/stderr.log")"
-	nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >>"$dir/stderr.log" 2>&1 &
-	got_pid=$!
-	started_pids+=("$got_pid")
-}
-
-# nginx_workers waits for MASTER's workers to appear, records them for cleanup and sets
-# got_workers to them.
-nginx_workers() {
-	local master=$1 i
-	for ((i = 0; i < 50; i++)); do
-		mapfile -t got_workers < <(children "$master")
-		if ((${#got_workers[@]})); then
-			extra_pids+=("${got_workers[@]}")
-			return 0
-		fi
-		sleep 0.1
-	done
-	die "nginx master $master has no worker processes"
-}
-
 # --- build ---------------------------------------------------------------------------------
 
 declare -A proxy_port=() proxy_pid=() failed=()
-got_port="" got_pid="" got_workers=()
 
 log "temp dir: $tmp"
-log "building baseline and gatehouse (go build)"
+log "building baseline (go build)"
 # build NAME PKG builds PKG into $tmp/NAME, retrying once: a build cache shared with concurrent
 # builds has been seen to fail transiently ("could not import reflect (open : no such file...)").
 build() {
@@ -300,11 +133,10 @@ build() {
 build baseline ./bench/baseline
 [[ " $PROXIES " == *" floor "* ]] && build floor ./bench/floor
 if [[ -n ${GATEHOUSE_BIN:-} ]]; then
-	[[ -x $GATEHOUSE_BIN ]] || die "GATEHOUSE_BIN=$GATEHOUSE_BIN is not an executable file"
-	cp "$GATEHOUSE_BIN" "$tmp/gatehouse"
-	log "gatehouse: using prebuilt $GATEHOUSE_BIN"
-else
-	build gatehouse ./cmd/gatehouse
+	gatehouse_build "$tmp/gatehouse" # dies if GATEHOUSE_BIN is not an executable file
+elif ! (gatehouse_build "$tmp/gatehouse"); then
+	# In a subshell, so a failed build only skips gatehouse instead of ending the run.
+	failed[gatehouse]="build failed: $(tr '\n' ' ' <"$tmp/gatehouse.build.log")"
 fi
 
 # With ROUTE=realistic every request carries a JWT (to every proxy alike; only Gatehouse checks
@@ -319,76 +151,35 @@ fi
 
 # --- backend -------------------------------------------------------------------------------
 
-free_port
-backend_port=$got_port
-nginx_conf "$tmp/backend" "    server {
-        listen 127.0.0.1:$backend_port;
-        location / {
-            return 200 \"ok\\n\";
-        }
-    }"
-start_nginx backend "$tmp/backend"
-backend_pid=$got_pid
-wait_http "http://127.0.0.1:$backend_port/" "$backend_pid" backend ||
-	die "backend nginx did not start: $(cat "$tmp/backend/error.log" "$tmp/backend/stderr.log" 2>/dev/null)"
-nginx_workers "$backend_pid"
+backend_start "$tmp/backend"
 backend_url="http://127.0.0.1:$backend_port"
-log "backend nginx on $backend_url (master $backend_pid, worker(s) ${got_workers[*]})"
+log "backend nginx on $backend_url (master $backend_pid, worker(s) ${backend_workers[*]})"
 
 # --- proxies -------------------------------------------------------------------------------
 
 start_proxy() {
 	local name=$1 p
-	free_port
-	p=$got_port
+	p=$(free_port)
 	proxy_port[$name]=$p
 	case "$name" in
 	nginx)
-		nginx_conf "$tmp/nginx" "    upstream backend {
-        server 127.0.0.1:$backend_port;
-        keepalive 64;
-        keepalive_requests 1000000;
-        keepalive_timeout 120s;
-    }
-    server {
-        listen 127.0.0.1:$p;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-        }
-    }"
-		start_nginx nginx "$tmp/nginx"
-		proxy_pid[$name]=$got_pid
+		nginx_start "$tmp/nginx" "$(nginx_proxy_body "$p" "$backend_port")"
+		proxy_pid[$name]=$nginx_pid
 		;;
 	floor)
 		"$tmp/floor" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" >"$tmp/floor.log" 2>&1 &
 		proxy_pid[$name]=$!
-		started_pids+=("${proxy_pid[$name]}")
+		pids+=("${proxy_pid[$name]}")
 		;;
 	baseline)
 		"$tmp/baseline" -listen "127.0.0.1:$p" -backend "$backend_url" "${baseline_args[@]}" >"$tmp/baseline.log" 2>&1 &
 		proxy_pid[$name]=$!
-		started_pids+=("${proxy_pid[$name]}")
+		pids+=("${proxy_pid[$name]}")
 		;;
 	gatehouse | gatehouse1p)
 		local dir="$tmp/$name.d"
 		mkdir -p "$dir"
-		cat >"$dir/gatehouse.yaml" <<EOF
-version: 1
-listeners:
-  - { name: public, address: "127.0.0.1:$p" }
-server:
-  access_log: { output: $dir/access.log }
-services:
-  - name: backend
-    targets: [{ url: "$backend_url" }]
-    pool: { max_idle_per_target: 256 }
-routes:
-  - name: all
-    match: { path: "/**" }
-    service: backend
-EOF
+		gatehouse_plain_yaml "$p" "$backend_url" "$dir/access.log" >"$dir/gatehouse.yaml"
 		if [[ $ROUTE == realistic ]]; then
 			cat >>"$dir/gatehouse.yaml" <<'EOF'
     plugins:
@@ -406,7 +197,7 @@ EOF
 		[[ $name == gatehouse1p ]] && procs=1
 		GOMAXPROCS=$procs "$tmp/gatehouse" run -c "$dir/gatehouse.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
 		proxy_pid[$name]=$!
-		started_pids+=("${proxy_pid[$name]}")
+		pids+=("${proxy_pid[$name]}")
 		;;
 	esac
 }
@@ -425,7 +216,7 @@ proxy_log() {
 verify() {
 	local name=$1 url body code
 	url="http://127.0.0.1:${proxy_port[$name]}/bench/verify?x=1"
-	if ! wait_http "$url" "${proxy_pid[$name]}" "$name"; then
+	if ! wait_ready "$url" "${proxy_pid[$name]}" "$name"; then
 		code=$(curl -s -o "$tmp/$name.verify" -w '%{http_code}' -m 2 "${auth_args[@]}" "$url" 2>/dev/null || true)
 		failed[$name]="no 200 from $url (last status ${code:-none}, body: $(head -c 200 "$tmp/$name.verify" 2>/dev/null | tr '\n' ' ')); log: $(proxy_log "$name" | tr '\n' ' ')"
 		return 1
@@ -469,33 +260,8 @@ done
 
 # run_wrk DURATION URL OUT: runs wrk in the background (so signals stay responsive), bounded in time.
 run_wrk() {
-	local d=$1 url=$2 out=$3 limit rc=0
-	limit=$(($(seconds "$d") + 30))
-	timeout -k 5 "$limit" wrk -t"$THREADS" -c"$CONNS" -d"$d" --timeout 5s --latency "${auth_args[@]}" "$url" >"$out" 2>&1 &
-	wrk_pid=$!
-	wait "$wrk_pid" || rc=$?
-	wrk_pid=""
-	return "$rc"
-}
-
-# parse_wrk prints "requests rps p99_ms socket_errors non2xx" from a wrk --latency report.
-parse_wrk() {
-	awk '
-		function ms(v,   n, u) {
-			n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-			if (u == "us") return n / 1000
-			if (u == "ms") return n
-			if (u == "s") return n * 1000
-			if (u == "m") return n * 60000
-			return -1
-		}
-		/ requests in / { req = $1 }
-		/^Requests\/sec:/ { rps = $2 }
-		/^ +99%/ { p99 = ms($2) }
-		/Socket errors:/ { gsub(/,/, ""); serr = $4 + $6 + $8 + $10 }
-		/Non-2xx or 3xx responses:/ { non2xx = $NF }
-		END { printf "%d %.2f %.3f %d %d\n", req, rps, p99, serr, non2xx }
-	' "$1"
+	local d=$1 url=$2 out=$3
+	run_bounded $(($(seconds "$d") + 30)) "$out" wrk -t"$THREADS" -c"$CONNS" -d"$d" --timeout 5s --latency "${auth_args[@]}" "$url"
 }
 
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -519,13 +285,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		mapfile -t ppids < <(measure_pids "$name")
 		mapfile -t bpids < <(children "$backend_pid")
 		((${#ppids[@]})) || die "$name: no process to measure"
-		p0=$(cpu_ticks "${ppids[@]}")
-		b0=$(cpu_ticks "${bpids[@]}")
+		p0=$(cpu_ticks_sum "${ppids[@]}")
+		b0=$(cpu_ticks_sum "${bpids[@]}")
 		read -r -a s0 <<<"$(sys_cpu)"
 		wrk_rc=0
 		run_wrk "$DURATION" "http://127.0.0.1:${proxy_port[$name]}/bench" "$out" || wrk_rc=$?
-		p1=$(cpu_ticks "${ppids[@]}")
-		b1=$(cpu_ticks "${bpids[@]}")
+		p1=$(cpu_ticks_sum "${ppids[@]}")
+		b1=$(cpu_ticks_sum "${bpids[@]}")
 		read -r -a s1 <<<"$(sys_cpu)"
 		if ((wrk_rc != 0)); then
 			failed[$name]="round $round: wrk exited $wrk_rc: $(tail -n 3 "$out" | tr '\n' ' ')"
@@ -537,7 +303,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			log "WARNING: $name: ${failed[$name]}"
 			continue
 		fi
-		read -r requests rps p99 serr non2xx <<<"$(parse_wrk "$out")"
+		read -r requests rps _ p99 serr non2xx <<<"$(wrk_parse "$out")"
 		if ((requests == 0)); then
 			failed[$name]="round $round: wrk completed no requests"
 			log "WARNING: $name: ${failed[$name]}"
@@ -569,12 +335,7 @@ done
 
 # stats PROXY COLUMN prints "median min max" of a CSV column (1-based) over that proxy's rounds.
 stats() {
-	awk -F, -v p="$1" -v c="$2" 'NR > 1 && $3 == p { print $c }' "$csv" | sort -g |
-		awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "nan nan nan"; exit }
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			print m, v[1], v[NR]
-		}'
+	awk -F, -v p="$1" -v c="$2" 'NR > 1 && $3 == p { print $c }' "$csv" | mmm
 }
 
 # Columns of the CSV used below.
