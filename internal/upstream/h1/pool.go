@@ -37,8 +37,11 @@ type conn struct {
 	bw     *bufio.Writer
 	abort  func() // closes nc; bound once so a request's AfterFunc does not allocate it
 	reused bool
-	idleAt time.Time
-	nread  int64 // bytes read from nc, to tell whether a response had started
+	// bodiless is set after a response without a body (HEAD, 204, 304): a target that sent
+	// one anyway leaves stray bytes, so the connection is checked before its next use.
+	bodiless bool
+	idleAt   time.Time
+	nread    int64 // bytes read from nc, to tell whether a response had started
 	// headBudget is what may still be read while a response head is awaited (-1: no limit).
 	headBudget int
 }
@@ -187,6 +190,7 @@ func (p *pool) put(c *conn, o Options) {
 		p.waiters = p.waiters[1:]
 		p.mu.Unlock()
 		c.reused = true
+		c.idleAt = time.Now()
 		ch <- c
 		return
 	}

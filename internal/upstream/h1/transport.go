@@ -179,7 +179,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.reused && !connAlive(c.nc) {
+		if c.reused && needsCheck(c) && !connAlive(c.nc) {
 			// The target closed it, or sent something unasked (a body after the head of a
 			// HEAD/204/304 response), while it sat idle: bytes waiting there would be read as
 			// this request's response. Try the next one.
@@ -196,6 +196,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+}
+
+// aliveCheckAfter is how long a connection must have been idle before it is checked (one
+// non-blocking peek, a system call) ahead of its next request. A close by the target is only
+// visible once its FIN has arrived, so a connection reused sooner than a FIN's flight time is
+// unchecked with or without the peek; under load the pool hands out connections within
+// microseconds of their last response, and the peek would cost a system call per request for
+// nothing. A connection idle longer is always checked, as is one whose last response had no
+// body (stray bytes after a HEAD/204/304 head); what slips through is a stale connection, and
+// idempotent requests are retried on a new one.
+const aliveCheckAfter = time.Millisecond
+
+func needsCheck(c *conn) bool {
+	return c.bodiless || time.Since(c.idleAt) >= aliveCheckAfter
 }
 
 // handles reports whether req can be sent by this Transport rather than the fallback.
@@ -306,7 +320,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		return fail(errors.New("h1: 101 Switching Protocols to a request that asked no upgrade"), false)
 	}
 	keep := !resp.Close && !req.Close
-	if resp.Body == http.NoBody {
+	c.bodiless = resp.Body == http.NoBody
+	if c.bodiless {
 		// HEAD, 204, 304: the exchange is over.
 		t.finish(c, stop, keep)
 		return resp, nil, false
