@@ -81,27 +81,7 @@ backend_url="http://127.0.0.1:$backend_port"
 log "backend nginx on $backend_url (master $backend_pid)"
 
 declare -A port=() mpids=()
-for name in "${proxies[@]}"; do
-	port[$name]=$(free_port)
-	case "$name" in
-	nginx)
-		nginx_start "$tmp/nginx" "$(nginx_proxy_body "${port[nginx]}" "$backend_port")"
-		wait_http "http://127.0.0.1:${port[nginx]}/verify"
-		nginx_workers "$nginx_pid"
-		mpids[nginx]="${got_workers[*]}"
-		;;
-	gatehouse)
-		mkdir -p "$tmp/gatehouse.d"
-		gatehouse_plain_yaml "${port[gatehouse]}" "$backend_url" "$tmp/gatehouse.d/access.log" >"$tmp/gatehouse.d/gatehouse.yaml"
-		gatehouse_start "$tmp/gatehouse" "$tmp/gatehouse.d/gatehouse.yaml" "$tmp/gatehouse.d/gatehouse"
-		wait_http "http://127.0.0.1:${port[gatehouse]}/verify"
-		mpids[gatehouse]=$gh_pid
-		;;
-	esac
-	body=$(curl -fsS -m 2 "http://127.0.0.1:${port[$name]}/bench/verify?x=1")
-	[[ $body == ok ]] || die "$name: unexpected body $(printf '%q' "$body")"
-	log "$name on :${port[$name]} (measured pid(s) ${mpids[$name]}): verified"
-done
+start_plain_proxies mpids "${proxies[@]}"
 
 # run_h2load NAME SECONDS LOG OUT sends RATE req/s for SECONDS to NAME, logging each request.
 #

@@ -350,3 +350,36 @@ row() {
 	done
 	printf '%s%s\n' "$out" "${2:-}"
 }
+
+# start_plain_proxies PIDS_VAR NAME... starts each named proxy (nginx, gatehouse) in front of the
+# backend of backend_start, with bench/run.sh's ROUTE=plain configs, checks that it forwards the
+# backend's body, and records its port in port[NAME] and the processes to measure (nginx's
+# workers, Gatehouse's pid) in the associative array named PIDS_VAR. Needs $tmp, $backend_port,
+# $backend_url and a gatehouse binary at $tmp/gatehouse.
+start_plain_proxies() {
+	local -n measured=$1
+	shift
+	local name body
+	for name in "$@"; do
+		port[$name]=$(free_port)
+		case "$name" in
+		nginx)
+			nginx_start "$tmp/nginx" "$(nginx_proxy_body "${port[nginx]}" "$backend_port")"
+			wait_http "http://127.0.0.1:${port[nginx]}/verify"
+			nginx_workers "$nginx_pid"
+			measured[nginx]="${got_workers[*]}"
+			;;
+		gatehouse)
+			mkdir -p "$tmp/gatehouse.d"
+			gatehouse_plain_yaml "${port[gatehouse]}" "$backend_url" "$tmp/gatehouse.d/access.log" >"$tmp/gatehouse.d/gatehouse.yaml"
+			gatehouse_start "$tmp/gatehouse" "$tmp/gatehouse.d/gatehouse.yaml" "$tmp/gatehouse.d/gatehouse"
+			wait_http "http://127.0.0.1:${port[gatehouse]}/verify"
+			measured[gatehouse]=$gh_pid
+			;;
+		*) die "start_plain_proxies: unknown proxy $name" ;;
+		esac
+		body=$(curl -fsS -m 2 "http://127.0.0.1:${port[$name]}/bench/verify?x=1")
+		[[ $body == ok ]] || die "$name: unexpected body $(printf '%q' "$body")"
+		log "$name on :${port[$name]} (pid(s) ${measured[$name]}): verified"
+	done
+}
