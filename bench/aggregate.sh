@@ -25,20 +25,7 @@ BENCH_NAME=aggregate.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-quick=0
-for arg in "$@"; do
-	case "$arg" in
-	--quick) quick=1 ;;
-	-h | --help)
-		sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "aggregate.sh: unknown argument: $arg (try --help)" >&2
-		exit 2
-		;;
-	esac
-done
+parse_args "$@"
 if ((quick)); then
 	DURATION=${DURATION:-3s}
 	ROUNDS=${ROUNDS:-1}

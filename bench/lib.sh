@@ -383,3 +383,23 @@ start_plain_proxies() {
 		log "$name on :${port[$name]} (pid(s) ${measured[$name]}): verified"
 	done
 }
+
+# parse_args ARGS... handles the arguments every bench script takes: --quick sets quick=1, and
+# -h/--help prints the script's header comment and exits.
+parse_args() {
+	quick=0
+	local arg
+	for arg in "$@"; do
+		case "$arg" in
+		--quick) quick=1 ;;
+		-h | --help)
+			awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+			exit 0
+			;;
+		*)
+			echo "$BENCH_NAME: unknown argument: $arg (try --help)" >&2
+			exit 2
+			;;
+		esac
+	done
+}

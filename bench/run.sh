@@ -20,24 +20,7 @@ BENCH_NAME=run.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-}
-
-quick=0
-for arg in "$@"; do
-	case "$arg" in
-	--quick) quick=1 ;;
-	-h | --help)
-		usage
-		exit 0
-		;;
-	*)
-		echo "run.sh: unknown argument: $arg (try --help)" >&2
-		exit 2
-		;;
-	esac
-done
+parse_args "$@"
 
 if ((quick)); then
 	DURATION=${DURATION:-3s}

@@ -20,20 +20,7 @@ BENCH_NAME=soak.sh
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-quick=0
-for arg in "$@"; do
-	case "$arg" in
-	--quick) quick=1 ;;
-	-h | --help)
-		sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "soak.sh: unknown argument: $arg (try --help)" >&2
-		exit 2
-		;;
-	esac
-done
+parse_args "$@"
 if ((quick)); then
 	SOAK=${SOAK:-30s}
 	WARMUP=${WARMUP:-5s}
