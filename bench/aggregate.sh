@@ -261,8 +261,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # --- report.
-col() { awk -F, -v p="$1" -v c="$2" 'NR > 1 && $3 == p { print $c }' "$csv"; }
-fmt() { awk -v m="$1" -v lo="$2" -v hi="$3" -v f="$4" 'BEGIN { printf f " (" f "–" f ")", m, lo, hi }'; }
 report=$(
 	printf 'aggregate benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), gatehouse access log %s, median (min–max)\n' \
 		"$(date '+%Y-%m-%d %H:%M %Z')" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$GATEHOUSE_ACCESS_LOG"

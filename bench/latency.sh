@@ -156,9 +156,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 # --- report.
-# col PROXY N prints column N of that proxy's rows of the CSV.
-col() { awk -F, -v p="$1" -v c="$2" 'NR > 1 && $3 == p { print $c }' "$csv"; }
-fmt() { awk -v m="$1" -v lo="$2" -v hi="$3" -v f="$4" 'BEGIN { printf f " (" f "–" f ")", m, lo, hi }'; }
 
 report=$(
 	printf 'latency benchmark %s — nproc %s, %s, open loop: %s req/s over h2load --h1 -c%s (--rps %s per connection), %s round(s) x %s, median (min–max)\n' \

@@ -403,3 +403,9 @@ parse_args() {
 		esac
 	done
 }
+
+# col NAME N prints column N of NAME's rows of the CSV at $csv (the name in column 3).
+col() { awk -F, -v p="$1" -v c="$2" 'NR > 1 && $3 == p { print $c }' "$csv"; }
+
+# fmt MEDIAN MIN MAX FORMAT prints "median (min–max)" with printf FORMAT for each number.
+fmt() { awk -v m="$1" -v lo="$2" -v hi="$3" -v f="$4" 'BEGIN { printf f " (" f "–" f ")", m, lo, hi }'; }
