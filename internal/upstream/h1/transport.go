@@ -179,7 +179,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.reused && needsCheck(c) && !connAlive(c.nc) {
+		if c.reused && needsCheck(c, replay) && !connAlive(c.nc) {
 			// The target closed it, or sent something unasked (a body after the head of a
 			// HEAD/204/304 response), while it sat idle: bytes waiting there would be read as
 			// this request's response. Try the next one.
@@ -198,18 +198,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// aliveCheckAfter is how long a connection must have been idle before it is checked (one
-// non-blocking peek, a system call) ahead of its next request. A close by the target is only
-// visible once its FIN has arrived, so a connection reused sooner than a FIN's flight time is
-// unchecked with or without the peek; under load the pool hands out connections within
-// microseconds of their last response, and the peek would cost a system call per request for
-// nothing. A connection idle longer is always checked, as is one whose last response had no
-// body (stray bytes after a HEAD/204/304 head); what slips through is a stale connection, and
-// idempotent requests are retried on a new one.
-const aliveCheckAfter = time.Millisecond
+// replayCheckAfter is how long a connection must have been idle before it is checked (one
+// non-blocking peek, a system call) ahead of a request that can be replayed. For such a request
+// the check only saves a wasted write: a connection the target closed fails before any response
+// byte arrives, and the request is sent again on a new connection. Targets close idle keep-alive
+// connections after seconds (nginx 75 s, Node.js 5 s, Apache 5 s), so below a second the peek
+// would cost a system call on most requests under load — the pool hands out connections that sat
+// idle for a few milliseconds — and find nothing.
+//
+// A request that cannot be replayed (POST without an idempotency key, a body streamed once) is
+// checked on every reused connection, as is any connection whose last response had no body
+// (stray bytes after a HEAD/204/304 head would be read as the next response): for those a stale
+// connection would surface as an error. What still slips through is a close whose FIN has not
+// arrived yet — no client can see that one coming.
+const replayCheckAfter = time.Second
 
-func needsCheck(c *conn) bool {
-	return c.bodiless || time.Since(c.idleAt) >= aliveCheckAfter
+func needsCheck(c *conn, replay bool) bool {
+	return c.bodiless || !replay || time.Since(c.idleAt) >= replayCheckAfter
 }
 
 // handles reports whether req can be sent by this Transport rather than the fallback.

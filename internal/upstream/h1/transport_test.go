@@ -699,3 +699,22 @@ func TestCloseIdleClosesConnectionsFreedLater(t *testing.T) {
 		t.Fatalf("after reuse: %+v", st)
 	}
 }
+
+func TestNeedsCheckPolicy(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name     string
+		c        conn
+		replay   bool
+		wantPeek bool
+	}{
+		{"replayable, just used", conn{idleAt: now}, true, false},
+		{"replayable, idle long", conn{idleAt: now.Add(-2 * replayCheckAfter)}, true, true},
+		{"replayable after a bodiless response", conn{idleAt: now, bodiless: true}, true, true},
+		{"not replayable, just used", conn{idleAt: now}, false, true},
+	} {
+		if got := needsCheck(&tc.c, tc.replay); got != tc.wantPeek {
+			t.Errorf("%s: needsCheck = %v, want %v", tc.name, got, tc.wantPeek)
+		}
+	}
+}
