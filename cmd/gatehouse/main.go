@@ -24,6 +24,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/demo"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gctune"
 	"github.com/gatehouse/gatehouse/internal/provider"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/google/uuid"
@@ -177,6 +178,7 @@ func serve(srv *server.Server, logger *slog.Logger, path string, watch bool, rea
 		logger.Error("start failed", "error", err.Error())
 		return 1
 	}
+	defer gctune.Start()()
 	if ready != nil {
 		ready()
 	}
