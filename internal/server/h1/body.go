@@ -2,17 +2,17 @@ package h1
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 var (
-	errMalformedChunk = errors.New("h1: malformed chunked request body")
-	errTrailerLarge   = errors.New("h1: request trailers too large")
+	errMalformedChunk = wire.ErrMalformedChunk
+	errTrailerLarge   = wire.ErrTrailerTooLarge
 )
 
 // body reads one request body off the connection: Content-Length bytes, or a chunked body and
@@ -24,9 +24,9 @@ type body struct {
 	c       *conn
 	src     *bufio.Reader
 	req     *http.Request // the request handed to the handler (trailers are merged into it)
-	remain  int64         // fixed length: bytes left; chunked: bytes left in this chunk
+	remain  int64         // fixed length: bytes left
 	chunked bool
-	state   int // chunked: one of the chunk* states
+	chunk   wire.ChunkedReader
 	eof     bool
 	closed  bool // the handler returned
 	err     error
@@ -38,12 +38,6 @@ type body struct {
 	expect   atomic.Bool
 	maxTrail int
 }
-
-const (
-	chunkSize = iota
-	chunkData
-	chunkDataCRLF
-)
 
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
@@ -152,146 +146,11 @@ func (b *body) readFixed(p []byte) (int, error) {
 }
 
 func (b *body) readChunked(p []byte) (int, error) {
-	for {
-		switch b.state {
-		case chunkSize:
-			line, err := b.line()
-			if err != nil {
-				return 0, err
-			}
-			size, ok := parseChunkSize(line)
-			if !ok {
-				return 0, errMalformedChunk
-			}
-			if size == 0 {
-				if err := b.readTrailers(); err != nil {
-					return 0, err
-				}
-				return 0, io.EOF
-			}
-			b.remain, b.state = size, chunkData
-		case chunkData:
-			if len(p) == 0 {
-				return 0, nil
-			}
-			if int64(len(p)) > b.remain {
-				p = p[:b.remain]
-			}
-			n, err := b.src.Read(p)
-			b.remain -= int64(n)
-			if b.remain == 0 {
-				b.state = chunkDataCRLF
-			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return n, err
-		case chunkDataCRLF:
-			cr, err := b.src.ReadByte()
-			if err != nil {
-				return 0, unexpected(err)
-			}
-			lf, err := b.src.ReadByte()
-			if err != nil {
-				return 0, unexpected(err)
-			}
-			if cr != '\r' || lf != '\n' {
-				return 0, errMalformedChunk
-			}
-			b.state = chunkSize
-		}
-	}
-}
-
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// line reads one CRLF-terminated line of a chunked body (a size line or a trailer field),
-// without the CRLF. Lines longer than the reader's buffer are refused.
-func (b *body) line() (string, error) {
-	l, err := b.src.ReadSlice('\n')
-	switch {
-	case err == bufio.ErrBufferFull:
-		return "", errMalformedChunk
-	case err != nil:
-		return "", unexpected(err)
-	case len(l) < 2 || l[len(l)-2] != '\r':
-		return "", errMalformedChunk
-	}
-	return string(l[:len(l)-2]), nil
-}
-
-// parseChunkSize reads "hex-size [ *(BWS ';' ext) ]". At most 15 hex digits (no overflow).
-func parseChunkSize(line string) (int64, bool) {
-	size := line
-	if i := strings.IndexByte(line, ';'); i >= 0 {
-		size = strings.TrimRight(line[:i], " \t")
-		if !validFieldValue(line[i:]) {
-			return 0, false
-		}
-	}
-	if size == "" || len(size) > 15 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(size); i++ {
-		c := size[i]
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | int64(d)
-	}
-	return n, true
-}
-
-// readTrailers reads the trailer section after the last chunk into the request's Trailer.
-// Fields that would change how the message is framed or routed are dropped (RFC 9110 §6.5.1).
-func (b *body) readTrailers() error {
-	total := 0
-	for {
-		line, err := b.line()
-		if err != nil {
-			return err
-		}
-		if line == "" {
-			return nil
-		}
-		if total += len(line) + 2; total > b.maxTrail {
-			return errTrailerLarge
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return errMalformedChunk
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !validFieldName(name) {
-			return errMalformedChunk
-		}
-		value = trimOWS(value)
-		if !validFieldValue(value) {
-			return errMalformedChunk
-		}
-		key := canonicalKey(name)
-		switch key {
-		case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection", "Te", "Expect":
-			continue
-		}
+	if b.chunk.Src == nil {
+		b.chunk.Src, b.chunk.MaxTrailer = b.src, b.maxTrail
 		if b.req != nil {
-			if b.req.Trailer == nil {
-				b.req.Trailer = http.Header{}
-			}
-			b.req.Trailer[key] = append(b.req.Trailer[key], value)
+			b.chunk.Trailer = &b.req.Trailer
 		}
 	}
+	return b.chunk.Read(p)
 }

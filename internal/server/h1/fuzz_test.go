@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 var headSeeds = []string{
@@ -108,7 +110,7 @@ func FuzzParseHead(f *testing.F) {
 		} else if req.ContentLength != fr.length {
 			t.Fatalf("length %d; net/http %d\n%q", fr.length, req.ContentLength, buf)
 		}
-		closing := hasToken(h.header["Connection"], "close") || h.protoMinor == 0 && !hasToken(h.header["Connection"], "keep-alive")
+		closing := wire.HasToken(h.header["Connection"], "close") || h.protoMinor == 0 && !wire.HasToken(h.header["Connection"], "keep-alive")
 		if closing != req.Close {
 			t.Fatalf("close %v; net/http %v\n%q", closing, req.Close, buf)
 		}

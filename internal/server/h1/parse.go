@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -126,14 +126,14 @@ func parseHead(raw string) (*head, *RequestError) {
 			return nil, badRequest("malformed request head: a header line has no name")
 		}
 		name := line[:colon]
-		if !validFieldName(name) {
+		if !wire.ValidFieldName(name) {
 			return nil, badRequest("malformed request head: invalid header name")
 		}
-		value := trimOWS(line[colon+1:])
-		if !validFieldValue(value) {
+		value := wire.TrimOWS(line[colon+1:])
+		if !wire.ValidFieldValue(value) {
 			return nil, badRequest("malformed request head: invalid header value")
 		}
-		key := canonicalKey(name)
+		key := wire.CanonicalKey(name)
 		if old, ok := h.header[key]; ok {
 			h.header[key] = append(old, value)
 		} else {
@@ -158,7 +158,7 @@ func (h *head) parseRequestLine(line string) *RequestError {
 	sp2 += sp1 + 1
 	h.method, h.target = line[:sp1], line[sp1+1:sp2]
 	proto := line[sp2+1:]
-	if !validFieldName(h.method) {
+	if !wire.ValidFieldName(h.method) {
 		return badRequest("malformed request line: invalid method")
 	}
 	for i := 0; i < len(h.target); i++ {
@@ -181,98 +181,6 @@ func (h *head) parseRequestLine(line string) *RequestError {
 	}
 	return nil
 }
-
-// trimOWS removes optional whitespace (SP, HTAB) around a field value.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// validFieldName reports whether s is a non-empty RFC 9110 token.
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// validFieldValue rejects control characters other than HTAB (CR, LF and NUL included).
-func validFieldValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// canonicalKey returns the canonical form of a header name without allocating for names
-// already canonical or common.
-func canonicalKey(name string) string {
-	if isCanonical(name) {
-		return name
-	}
-	var buf [64]byte
-	if len(name) <= len(buf) {
-		b := buf[:len(name)]
-		upper := true
-		for i := 0; i < len(name); i++ {
-			c := name[i]
-			if upper && 'a' <= c && c <= 'z' {
-				c -= 'a' - 'A'
-			} else if !upper && 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b[i] = c
-			upper = c == '-'
-		}
-		if k, ok := commonHeaders[string(b)]; ok {
-			return k
-		}
-	}
-	return textproto.CanonicalMIMEHeaderKey(name)
-}
-
-func isCanonical(s string) bool {
-	upper := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
-}
-
-var commonHeaders = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Authorization", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
-		"Content-Type", "Cookie", "Date", "Etag", "Expect", "Forwarded", "From", "Host",
-		"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Keep-Alive", "Origin", "Pragma", "Proxy-Authorization", "Range", "Referer", "Te",
-		"Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id", "X-Api-Key", "X-Real-Ip",
-		"Accept-Version", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
-		"Sec-Websocket-Extensions", "Grpc-Timeout", "Traceparent", "Tracestate",
-	} {
-		m[k] = k
-	}
-	return m
-}()
 
 // framing is how a request's body is delimited.
 type framing struct {
@@ -304,7 +212,7 @@ func requestFraming(h *head) (framing, *RequestError) {
 			for d != "" {
 				var k string
 				k, d, _ = strings.Cut(d, ",")
-				switch canonicalKey(trimOWS(k)) {
+				switch wire.CanonicalKey(wire.TrimOWS(k)) {
 				case "Content-Length", "Transfer-Encoding", "Trailer":
 					return framing{}, badRequest("malformed Trailer header: a framing field is declared")
 				}
@@ -312,7 +220,7 @@ func requestFraming(h *head) (framing, *RequestError) {
 		}
 		return framing{length: -1, chunked: true}, nil
 	case hasCL:
-		n, ok := parseContentLength(cl[0])
+		n, ok := wire.ParseContentLength(cl[0])
 		if !ok {
 			return framing{}, badRequest("malformed Content-Length")
 		}
@@ -324,22 +232,6 @@ func requestFraming(h *head) (framing, *RequestError) {
 		return framing{length: n}, nil
 	}
 	return framing{}, nil
-}
-
-// parseContentLength accepts 1 to 18 decimal digits only (no sign, no spaces, no lists).
-func parseContentLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // requestURL parses the request target the way net/http does: origin-form, absolute-form,
@@ -399,26 +291,12 @@ func declaredTrailers(decl []string) http.Header {
 		for d != "" {
 			var k string
 			k, d, _ = strings.Cut(d, ",")
-			if k = trimOWS(k); k != "" && validFieldName(k) {
-				t[canonicalKey(k)] = nil
+			if k = wire.TrimOWS(k); k != "" && wire.ValidFieldName(k) {
+				t[wire.CanonicalKey(k)] = nil
 			}
 		}
 	}
 	return t
-}
-
-// hasToken reports whether a comma-separated header holds token (case-insensitive).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for v != "" {
-			var part string
-			part, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(trimOWS(part), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // statusLine returns "HTTP/1.1 <code> <text>\r\n".

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -69,7 +70,7 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	w.cl = -1
 	if v := w.header["Content-Length"]; len(v) > 0 {
-		if n, ok := parseContentLength(v[0]); ok && len(v) == 1 {
+		if n, ok := wire.ParseContentLength(v[0]); ok && len(v) == 1 {
 			w.cl = n
 		} else {
 			delete(w.header, "Content-Length")
@@ -222,7 +223,7 @@ func (w *response) EnableFullDuplex() error { return nil }
 
 // sameLength reports whether the Content-Length value v states n.
 func sameLength(v string, n int64) bool {
-	m, ok := parseContentLength(v)
+	m, ok := wire.ParseContentLength(v)
 	return ok && m == n
 }
 
@@ -266,7 +267,7 @@ func (w *response) writeHead(final bool) {
 	}
 	upgrade := w.status == http.StatusSwitchingProtocols
 	if !w.closeAfter {
-		w.closeAfter = req.Close || c.srv.shuttingDown() || hasToken(h["Connection"], "close") ||
+		w.closeAfter = req.Close || c.srv.shuttingDown() || wire.HasToken(h["Connection"], "close") ||
 			upgrade || !c.canDrain(w.body)
 	}
 	switch {
@@ -274,7 +275,7 @@ func (w *response) writeHead(final bool) {
 		// The handler's "Connection: Upgrade" stands; unless the handler hijacks the
 		// connection, it closes after this response.
 	case w.closeAfter:
-		if !hasToken(h["Connection"], "close") {
+		if !wire.HasToken(h["Connection"], "close") {
 			h["Connection"] = []string{"close"}
 		}
 	case req.ProtoMinor == 0:
@@ -332,7 +333,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 		for decl != "" {
 			var k string
 			k, decl, _ = strings.Cut(decl, ",")
-			k = canonicalKey(trimOWS(k))
+			k = wire.CanonicalKey(wire.TrimOWS(k))
 			if !httpguts.ValidTrailerHeader(k) {
 				continue
 			}
@@ -343,7 +344,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 	}
 	for k, vv := range h {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			if name = canonicalKey(name); !httpguts.ValidTrailerHeader(name) {
+			if name = wire.CanonicalKey(name); !httpguts.ValidTrailerHeader(name) {
 				continue
 			}
 			for _, v := range vv {
@@ -381,7 +382,7 @@ func writeFields(bw *bufio.Writer, h http.Header, informational bool) {
 // writeField writes "k: v\r\n". Invalid names are skipped and CR/LF in values become spaces,
 // so a handler can never split the response.
 func writeField(bw *bufio.Writer, k, v string) {
-	if !validFieldName(k) {
+	if !wire.ValidFieldName(k) {
 		return
 	}
 	bw.WriteString(k)

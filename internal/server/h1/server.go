@@ -30,6 +30,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // Server serves HTTP/1.x connections with Handler.
@@ -614,7 +616,7 @@ func (c *conn) newRequest(h *head) (*http.Request, bool, *RequestError) {
 	}
 	delete(h.header, "Host")
 	conn := h.header["Connection"]
-	r.Close = hasToken(conn, "close") || h.protoMinor == 0 && !hasToken(conn, "keep-alive")
+	r.Close = wire.HasToken(conn, "close") || h.protoMinor == 0 && !wire.HasToken(conn, "keep-alive")
 
 	expect := false
 	if ev := h.header["Expect"]; len(ev) > 0 {

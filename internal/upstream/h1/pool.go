@@ -44,6 +44,8 @@ type conn struct {
 	nread    int64 // bytes read from nc, to tell whether a response had started
 	// headBudget is what may still be read while a response head is awaited (-1: no limit).
 	headBudget int
+	// head holds the response head being parsed, reused from one response to the next.
+	head []byte
 }
 
 var errHeadTooLarge = errors.New("h1: response head too large")

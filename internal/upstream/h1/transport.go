@@ -28,10 +28,11 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // Options configures a Transport.
@@ -232,10 +233,8 @@ func (t *Transport) handles(req *http.Request) bool {
 	if _, ok := req.Header["Upgrade"]; ok {
 		return false
 	}
-	for _, v := range req.Header["Connection"] {
-		if containsToken(v, "upgrade") {
-			return false
-		}
+	if wire.HasToken(req.Header["Connection"], "upgrade") {
+		return false
 	}
 	if req.Host != "" && !validHost(req.Host) || !validHost(u.Host) {
 		return false // let net/http punycode or reject it
@@ -290,10 +289,20 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		_ = c.nc.SetReadDeadline(time.Now().Add(t.o.ResponseHeaderTimeout))
 	}
 	c.headBudget = t.o.MaxResponseHeaderBytes
-	var resp *http.Response
+	var (
+		st   *exchangeState
+		mode int
+	)
 	for interim := 0; ; interim++ {
-		var err error
-		resp, err = http.ReadResponse(c.br, req)
+		st = new(exchangeState)
+		err := c.readHead()
+		if err == nil {
+			err = parseResponse(st, string(c.head), req)
+			c.keepHead(c.head)
+		}
+		if err == nil {
+			mode, err = frame(&st.resp, req.Method)
+		}
 		if err != nil {
 			if IsTimeoutErr(err) {
 				err = fmt.Errorf("h1: timeout awaiting response headers: %w", err)
@@ -302,8 +311,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 			}
 			return fail(err, c.nread == before)
 		}
-		code := resp.StatusCode
-		if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
+		code := st.resp.StatusCode
+		if code >= 200 || code == http.StatusSwitchingProtocols {
 			break
 		}
 		// An interim response (103 Early Hints, a stray 100 Continue): the proxy forwards
@@ -312,7 +321,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 			return fail(errors.New("h1: too many 1xx responses"), false)
 		}
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(st.resp.Header)); err != nil {
 				return fail(err, false)
 			}
 		}
@@ -321,17 +330,24 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 	if t.o.ResponseHeaderTimeout > 0 {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
+	resp := &st.resp
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("h1: 101 Switching Protocols to a request that asked no upgrade"), false)
 	}
 	keep := !resp.Close && !req.Close
-	c.bodiless = resp.Body == http.NoBody
+	c.bodiless = mode == bodyNone
 	if c.bodiless {
-		// HEAD, 204, 304: the exchange is over.
+		// HEAD, 204, 304, an empty body: the exchange is over.
+		resp.Body = http.NoBody
 		t.finish(c, stop, keep)
 		return resp, nil, false
 	}
-	resp.Body = &bodyReader{t: t, c: c, rc: resp.Body, stop: stop, keep: keep, ctx: ctx}
+	b := &st.body
+	*b = bodyReader{t: t, c: c, stop: stop, keep: keep, ctx: ctx, mode: mode, remain: resp.ContentLength}
+	if mode == bodyChunked {
+		b.chunk = wire.ChunkedReader{Src: c.br, MaxTrailer: t.o.MaxResponseHeaderBytes, Trailer: &resp.Trailer}
+	}
+	resp.Body = b
 	return resp, nil, false
 }
 
@@ -360,13 +376,15 @@ func IsTimeoutErr(err error) bool {
 // bodyReader is a response body: reading it to its end returns the connection to the pool;
 // closing it earlier, or a read error, closes the connection.
 type bodyReader struct {
-	t    *Transport
-	c    *conn
-	rc   io.ReadCloser
-	stop func() bool
-	ctx  context.Context
-	keep bool
-	done atomic.Bool
+	t      *Transport
+	c      *conn
+	stop   func() bool
+	ctx    context.Context
+	keep   bool
+	mode   int   // bodyFixed, bodyChunked or bodyToClose
+	remain int64 // bodyFixed: bytes left
+	chunk  wire.ChunkedReader
+	done   atomic.Bool
 }
 
 var errBodyClosed = errors.New("h1: read on closed response body")
@@ -375,7 +393,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.done.Load() {
 		return 0, errBodyClosed
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.read(p)
 	if err == nil {
 		return n, nil
 	}
@@ -384,7 +402,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if err == io.EOF {
-		b.t.finish(b.c, b.stop, b.keep)
+		b.t.finish(b.c, b.stop, b.keep && b.mode != bodyToClose)
 		return n, io.EOF
 	}
 	if b.stop != nil {
@@ -393,6 +411,31 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	b.c.p.closeConn(b.c)
 	if cerr := b.ctx.Err(); cerr != nil {
 		return n, cerr
+	}
+	return n, err
+}
+
+// read reads the body as framed; io.EOF marks its end (with the last bytes, for a fixed length).
+func (b *bodyReader) read(p []byte) (int, error) {
+	switch b.mode {
+	case bodyChunked:
+		return b.chunk.Read(p)
+	case bodyToClose:
+		return b.c.br.Read(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.c.br.Read(p)
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }
@@ -451,7 +494,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, body []byte, chunked bool)
 	if ua, ok := req.Header["User-Agent"]; !ok {
 		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
 	} else if len(ua) > 0 && ua[0] != "" {
-		if !validValue(ua[0]) {
+		if !wire.ValidFieldValue(ua[0]) {
 			return validationError("invalid User-Agent value")
 		}
 		w.WriteString("User-Agent: ")
@@ -463,11 +506,11 @@ func writeRequest(w *bufio.Writer, req *http.Request, body []byte, chunked bool)
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
 		}
-		if !validName(k) {
+		if !wire.ValidFieldName(k) {
 			return validationError("invalid header field name " + strconv.Quote(k))
 		}
 		for _, v := range vv {
-			if !validValue(v) {
+			if !wire.ValidFieldValue(v) {
 				return validationError("invalid header field value for " + strconv.Quote(k))
 			}
 			w.WriteString(k)
@@ -476,7 +519,7 @@ func writeRequest(w *bufio.Writer, req *http.Request, body []byte, chunked bool)
 			w.WriteString("\r\n")
 		}
 	}
-	if req.Close && !hasToken(req.Header["Connection"], "close") {
+	if req.Close && !wire.HasToken(req.Header["Connection"], "close") {
 		w.WriteString("Connection: close\r\n")
 	}
 	switch {
@@ -511,38 +554,7 @@ type validationError string
 
 func (e validationError) Error() string { return "h1: " + string(e) }
 
-func validMethod(m string) bool { return validName(m) }
-
-// validName reports whether s is an RFC 9110 token.
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTchar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// validValue reports whether v has no control characters other than horizontal tab.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func validMethod(m string) bool { return wire.ValidFieldName(m) }
 
 // validHost reports whether h is a plain ASCII host[:port] that can be written as is.
 func validHost(h string) bool {
@@ -555,22 +567,4 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-func containsToken(v, token string) bool {
-	for part := range strings.SplitSeq(v, ",") {
-		if strings.EqualFold(strings.TrimSpace(part), token) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		if containsToken(v, token) {
-			return true
-		}
-	}
-	return false
 }
