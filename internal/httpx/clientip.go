@@ -43,6 +43,22 @@ func PeerAddr(remoteAddr string) netip.Addr {
 	return netip.Addr{}
 }
 
+// AddrString formats a like a.String(), but returns the address part of remoteAddr (an
+// "ip:port" RemoteAddr) without allocating when that text is a's IPv4 form — for the peer
+// address, which the gateway writes into forwarding headers and access logs on every request.
+func AddrString(a netip.Addr, remoteAddr string) string {
+	if a.Is4() && remoteAddr != "" && remoteAddr[0] != '[' {
+		if i := strings.LastIndexByte(remoteAddr, ':'); i > 0 {
+			// ParseAddr accepts only the canonical dotted-decimal form (no leading zeros), so
+			// equal addresses mean equal text.
+			if p, err := netip.ParseAddr(remoteAddr[:i]); err == nil && p == a {
+				return remoteAddr[:i]
+			}
+		}
+	}
+	return a.String()
+}
+
 // ClientIP resolves the client address. Only when the peer is a trusted proxy is
 // X-Forwarded-For consulted, walking it from the right and skipping trusted hops, so a client
 // cannot choose its own address by sending the header. xff holds the header's values in order.

@@ -301,7 +301,7 @@ func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *he
 	}
 	peerStr := ""
 	if peer.IsValid() {
-		peerStr = peer.String()
+		peerStr = httpx.AddrString(peer, in.RemoteAddr)
 	}
 	if trusted {
 		xff := strings.Join(in.Header["X-Forwarded-For"], ", ")

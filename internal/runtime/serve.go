@@ -154,7 +154,7 @@ func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *httpx.Status
 		path = "-"
 	}
 	rec := telemetry.AccessRecord{
-		Time: start, RequestID: info.RequestID, ClientIP: info.ClientIP.String(), Method: r.Method,
+		Time: start, RequestID: info.RequestID, ClientIP: httpx.AddrString(info.ClientIP, r.RemoteAddr), Method: r.Method,
 		Host: r.Host, Path: path, Proto: r.Proto, Route: info.Route, Service: info.Service,
 		Target: info.Target, Status: status, Bytes: sw.Bytes, Duration: d,
 		Upstream: info.UpstreamDuration, ErrorCode: info.ErrorCode,
