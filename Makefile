@@ -28,7 +28,9 @@ FUZZ_TARGETS = \
 	FuzzParse:./internal/aggregate/tmpl/ \
 	FuzzParseHead:./internal/server/h1/ \
 	FuzzChunkedBody:./internal/server/h1/ \
-	FuzzServe:./internal/server/h1/
+	FuzzServe:./internal/server/h1/ \
+	FuzzChunkedReader:./internal/wire/ \
+	FuzzCanonicalKey:./internal/wire/
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

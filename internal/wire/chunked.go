@@ -29,6 +29,7 @@ type ChunkedReader struct {
 
 	remain int64 // bytes left in the current chunk
 	state  int
+	err    error // the first error, returned by every later Read
 }
 
 const (
@@ -38,8 +39,19 @@ const (
 	chunkDone
 )
 
-// Read implements io.Reader.
+// Read implements io.Reader. After an error every call returns that error again.
 func (r *ChunkedReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+func (r *ChunkedReader) read(p []byte) (int, error) {
 	for {
 		switch r.state {
 		case chunkSize:
@@ -146,16 +158,18 @@ func ParseChunkSize(line string) (int64, bool) {
 	return n, true
 }
 
-// readTrailers reads the trailer section after the last chunk.
+// readTrailers reads the trailer section after the last chunk. Its fields reach *Trailer only
+// once the whole section has been read and found valid.
 func (r *ChunkedReader) readTrailers() error {
 	total := 0
+	var fields []string // key, value, key, value...
 	for {
 		line, err := r.line()
 		if err != nil {
 			return err
 		}
 		if line == "" {
-			return nil
+			break
 		}
 		if total += len(line) + 2; total > r.MaxTrailer {
 			return ErrTrailerTooLarge
@@ -176,11 +190,16 @@ func (r *ChunkedReader) readTrailers() error {
 		case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection", "Te", "Expect":
 			continue
 		}
-		if r.Trailer != nil {
-			if *r.Trailer == nil {
-				*r.Trailer = http.Header{}
-			}
-			(*r.Trailer)[key] = append((*r.Trailer)[key], value)
-		}
+		fields = append(fields, key, value)
 	}
+	if r.Trailer == nil || len(fields) == 0 {
+		return nil
+	}
+	if *r.Trailer == nil {
+		*r.Trailer = http.Header{}
+	}
+	for i := 0; i < len(fields); i += 2 {
+		(*r.Trailer)[fields[i]] = append((*r.Trailer)[fields[i]], fields[i+1])
+	}
+	return nil
 }

@@ -62,13 +62,36 @@ func ParseContentLength(s string) (int64, bool) {
 	return n, true
 }
 
+// EqualFold compares two strings case-insensitively in ASCII only: strings.EqualFold's
+// Unicode folding would read "\u212aeep-alive" (a Kelvin sign) as "keep-alive" and
+// "chun\u212aed" as "chunked", letting a field be read one way here and another way by the
+// next hop.
+func EqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // HasToken reports whether a comma-separated header holds token (case-insensitive).
 func HasToken(values []string, token string) bool {
 	for _, v := range values {
 		for v != "" {
 			var part string
 			part, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(TrimOWS(part), token) {
+			if EqualFold(TrimOWS(part), token) {
 				return true
 			}
 		}

@@ -202,7 +202,7 @@ func requestFraming(h *head) (framing, *RequestError) {
 	case hasTE && h.protoMinor == 0:
 		return framing{}, smuggling("Transfer-Encoding on HTTP/1.0")
 	case hasTE:
-		if !strings.EqualFold(te[0], "chunked") {
+		if !wire.EqualFold(te[0], "chunked") {
 			return framing{}, &RequestError{Status: http.StatusNotImplemented, Code: "not_implemented",
 				Reason: "unsupported transfer encoding"}
 		}

@@ -620,7 +620,7 @@ func (c *conn) newRequest(h *head) (*http.Request, bool, *RequestError) {
 
 	expect := false
 	if ev := h.header["Expect"]; len(ev) > 0 {
-		if len(ev) > 1 || !equalFold(ev[0], "100-continue") || h.protoMinor == 0 {
+		if len(ev) > 1 || !wire.EqualFold(ev[0], "100-continue") || h.protoMinor == 0 {
 			return r, false, &RequestError{Status: http.StatusExpectationFailed, Code: "expectation_failed",
 				Reason: "only Expect: 100-continue is supported"}
 		}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +44,6 @@ func putWriter(bw *bufio.Writer) {
 var urlRoot = url.URL{Path: "/"}
 
 func validHost(h string) bool { return httpguts.ValidHostHeader(h) }
-
-func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
 
 // dateCache holds the Date header value of the current second.
 type dateCache struct {

@@ -193,7 +193,7 @@ func frame(resp *http.Response, method string) (mode int, err error) {
 		return 0, responseError("both Content-Length and Transfer-Encoding")
 	case hasTE && resp.ProtoMinor == 0:
 		return 0, responseError("Transfer-Encoding on HTTP/1.0")
-	case hasTE && (len(te) != 1 || !strings.EqualFold(te[0], "chunked")):
+	case hasTE && (len(te) != 1 || !wire.EqualFold(te[0], "chunked")):
 		return 0, responseError("unsupported Transfer-Encoding")
 	case hasCL:
 		var ok bool
