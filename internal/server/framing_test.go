@@ -157,3 +157,110 @@ func TestFramingGuardLargeHead(t *testing.T) {
 		t.Fatalf("got %q, want the head refused", got)
 	}
 }
+
+// cannedBackend answers each request with the raw response registered for its path (the path
+// of the request line), then keeps the connection open for the next request.
+func cannedBackend(t *testing.T, answers map[string]string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, answers[req.URL.Path]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestUpstreamResponseFraming sends backend responses framed every which way through the real
+// gateway: ambiguous framing is a 502 (and never reaches the client in any form), tolerated
+// oddities (bare LF, obs-fold, repeated equal lengths) are re-serialized cleanly.
+func TestUpstreamResponseFraming(t *testing.T) {
+	be := cannedBackend(t, map[string]string{
+		"/both":     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/te10":     "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/gzipte":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/kelvin":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chun\u212aed\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/conflict": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+		"/badcl":    "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+		"/badname":  "HTTP/1.1 200 OK\r\nX Bad: 1\r\nContent-Length: 5\r\n\r\nhello",
+		"/ctl":      "HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nContent-Length: 5\r\n\r\nhello",
+		"/badchunk": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+		"/http2":    "HTTP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"/lf":       "HTTP/1.1 200 OK\nX-Lf: yes\nContent-Length: 5\n\nhello",
+		"/fold":     "HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nContent-Length: 5\r\n\r\nhello",
+		"/dupcl":    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+		"/chunked":  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\nX-Sum: 42\r\n\r\n",
+	})
+	g := startGateway(t, `version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+services: [{ name: be, targets: [{ url: "http://${BE}" }] }]
+routes: [{ name: all, match: { path: /** }, service: be }]
+`, map[string]string{"BE": be})
+
+	for _, path := range []string{"/both", "/te10", "/gzipte", "/kelvin", "/conflict", "/badcl", "/badname", "/ctl", "/http2"} {
+		resp, err := http.Get(g.base + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `"bad_gateway"`) || strings.Contains(string(body), "hello") {
+			t.Errorf("%s: %d %q, want a 502 bad_gateway without the upstream body", path, resp.StatusCode, body)
+		}
+	}
+	// A malformed chunk after the head was sent: the response is cut, never completed.
+	if resp, err := http.Get(g.base + "/badchunk"); err == nil {
+		_, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && rerr == nil {
+			t.Errorf("/badchunk: a complete 200 response reached the client")
+		}
+	}
+
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Get(g.base + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: body: %v", path, err)
+		}
+		return resp, string(b)
+	}
+	if resp, body := get("/lf"); resp.StatusCode != 200 || body != "hello" || resp.Header.Get("X-Lf") != "yes" {
+		t.Errorf("/lf: %d %q X-Lf=%q", resp.StatusCode, body, resp.Header.Get("X-Lf"))
+	}
+	if resp, body := get("/fold"); resp.StatusCode != 200 || body != "hello" || resp.Header.Get("X-Fold") != "a b" {
+		t.Errorf("/fold: %d %q X-Fold=%q, want the folded value joined by one space", resp.StatusCode, body, resp.Header.Get("X-Fold"))
+	}
+	if resp, body := get("/dupcl"); resp.StatusCode != 200 || body != "hello" || len(resp.Header["Content-Length"]) > 1 {
+		t.Errorf("/dupcl: %d %q Content-Length=%q", resp.StatusCode, body, resp.Header["Content-Length"])
+	}
+	if resp, body := get("/chunked"); resp.StatusCode != 200 || body != "hello" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("/chunked: %d %q trailer %v", resp.StatusCode, body, resp.Trailer)
+	}
+}
