@@ -30,7 +30,8 @@ FUZZ_TARGETS = \
 	FuzzChunkedBody:./internal/server/h1/ \
 	FuzzServe:./internal/server/h1/ \
 	FuzzChunkedReader:./internal/wire/ \
-	FuzzCanonicalKey:./internal/wire/
+	FuzzCanonicalKey:./internal/wire/ \
+	FuzzResponseHead:./internal/upstream/h1/
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

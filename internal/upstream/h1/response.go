@@ -64,10 +64,15 @@ func (c *conn) readHead() error {
 				c.keepHead(buf)
 				return responseError("whitespace at the start of a line")
 			}
-			// obs-fold: the previous line's CRLF and this line's leading whitespace become one SP.
+			// obs-fold (OWS CRLF RWS): the whitespace around the previous line's CRLF and the
+			// CRLF become one SP.
 			folded := trimLeftOWS(buf[lineStart:])
-			buf[lineStart-2] = ' '
-			buf = buf[:lineStart-1+copy(buf[lineStart-1:], folded)]
+			p := lineStart - 2
+			for p > statusEnd && (buf[p-1] == ' ' || buf[p-1] == '\t') {
+				p--
+			}
+			buf[p] = ' '
+			buf = buf[:p+1+copy(buf[p+1:], folded)]
 		}
 		buf = append(buf, '\r', '\n')
 		if statusEnd == 0 {

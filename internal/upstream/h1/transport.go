@@ -288,12 +288,14 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 	if t.o.ResponseHeaderTimeout > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(t.o.ResponseHeaderTimeout))
 	}
-	c.headBudget = t.o.MaxResponseHeaderBytes
 	var (
 		st   *exchangeState
 		mode int
 	)
 	for interim := 0; ; interim++ {
+		// Each head, interim or final, gets the whole budget (as net/http does for 1xx it
+		// passes on); maxInterim bounds the total.
+		c.headBudget = t.o.MaxResponseHeaderBytes
 		st = new(exchangeState)
 		err := c.readHead()
 		if err == nil {
