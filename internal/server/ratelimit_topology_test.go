@@ -105,7 +105,7 @@ func TestRateLimitCluster(t *testing.T) {
 	c := redisserver.StartCluster(t, 3)
 	a := newEcho(t, "a")
 	env := map[string]string{"A": hostPort(a), "ADMIN_TOKEN": adminToken}
-	store := `store: { redis: { addrs: ["` + strings.Join(c.Addrs(), `", "`) + `"], cluster: true, timeout: 500ms } }`
+	store := `store: { redis: { addrs: ["` + strings.Join(c.Addrs(), `", "`) + `"], cluster: true, timeout: 3s } }` // generous: exactness, not the fallback, is tested
 	gws := []*obsGateway{startObsGateway(t, topologyYAML(store), env, nil), startObsGateway(t, topologyYAML(store), env, nil)}
 	ok, limited, other := hammer(t, gws, "acme")
 	if ok != 60 || limited != 340 || other != 0 {
