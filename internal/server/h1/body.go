@@ -127,23 +127,7 @@ func (b *body) drain(limit int64) bool {
 	return false
 }
 
-func (b *body) readFixed(p []byte) (int, error) {
-	if b.remain <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.remain {
-		p = p[:b.remain]
-	}
-	n, err := b.src.Read(p)
-	b.remain -= int64(n)
-	if b.remain == 0 {
-		return n, io.EOF
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
+func (b *body) readFixed(p []byte) (int, error) { return wire.ReadFixed(b.src, p, &b.remain) }
 
 func (b *body) readChunked(p []byte) (int, error) {
 	if b.chunk.Src == nil {

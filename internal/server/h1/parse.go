@@ -48,8 +48,6 @@ type head struct {
 	target     string
 	protoMinor int // 0 or 1 (HTTP/1.0, HTTP/1.1)
 	header     http.Header
-	// lines is the number of header field lines (sizes the header map).
-	lines int
 }
 
 // readHead reads one request head (request line, fields, empty line) from br into buf, which
@@ -101,47 +99,18 @@ func parseHead(raw string) (*head, *RequestError) {
 	if err := h.parseRequestLine(raw[:lineEnd]); err != nil {
 		return nil, err
 	}
-	rest := raw[lineEnd+2:]
-	// Count the field lines first so the map and the value slices are allocated once.
-	n := strings.Count(rest, "\r\n") - 1
-	if n < 0 {
-		return nil, badRequest("malformed request head")
+	header, ferr := wire.ParseFields(raw[lineEnd+2:])
+	switch ferr {
+	case wire.FieldFolded:
+		return nil, badRequest("malformed request head: obsolete line folding")
+	case wire.FieldNoName:
+		return nil, badRequest("malformed request head: a header line has no name")
+	case wire.FieldBadName:
+		return nil, badRequest("malformed request head: invalid header name")
+	case wire.FieldBadValue:
+		return nil, badRequest("malformed request head: invalid header value")
 	}
-	h.lines = n
-	h.header = make(http.Header, n)
-	vals := make([]string, n)
-	i := 0
-	for {
-		e := strings.Index(rest, "\r\n")
-		line := rest[:e]
-		rest = rest[e+2:]
-		if line == "" {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, badRequest("malformed request head: obsolete line folding")
-		}
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, badRequest("malformed request head: a header line has no name")
-		}
-		name := line[:colon]
-		if !wire.ValidFieldName(name) {
-			return nil, badRequest("malformed request head: invalid header name")
-		}
-		value := wire.TrimOWS(line[colon+1:])
-		if !wire.ValidFieldValue(value) {
-			return nil, badRequest("malformed request head: invalid header value")
-		}
-		key := wire.CanonicalKey(name)
-		if old, ok := h.header[key]; ok {
-			h.header[key] = append(old, value)
-		} else {
-			vals[i] = value
-			h.header[key] = vals[i : i+1 : i+1]
-		}
-		i++
-	}
+	h.header = header
 	return h, nil
 }
 

@@ -136,34 +136,14 @@ func parseResponse(st *exchangeState, raw string, req *http.Request) error {
 	resp.Status = line[9:]
 	resp.Request = req
 
-	rest := raw[lineEnd+2:]
-	n := strings.Count(rest, "\r\n") - 1
-	h := make(http.Header, n)
-	vals := make([]string, n)
-	i := 0
-	for {
-		e := strings.Index(rest, "\r\n")
-		line := rest[:e]
-		rest = rest[e+2:]
-		if line == "" {
-			break
-		}
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !wire.ValidFieldName(line[:colon]) {
-			return responseError("invalid header field name")
-		}
-		value := wire.TrimOWS(line[colon+1:])
-		if !wire.ValidFieldValue(value) {
-			return responseError("invalid header field value")
-		}
-		key := wire.CanonicalKey(line[:colon])
-		if old, ok := h[key]; ok {
-			h[key] = append(old, value)
-		} else {
-			vals[i] = value
-			h[key] = vals[i : i+1 : i+1]
-		}
-		i++
+	// readHead has unfolded folded lines, so a fold here cannot happen.
+	h, ferr := wire.ParseFields(raw[lineEnd+2:])
+	switch ferr {
+	case wire.FieldOK:
+	case wire.FieldBadValue:
+		return responseError("invalid header field value")
+	default:
+		return responseError("invalid header field name")
 	}
 	resp.Header = h
 	return nil

@@ -425,21 +425,7 @@ func (b *bodyReader) read(p []byte) (int, error) {
 	case bodyToClose:
 		return b.c.br.Read(p)
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if int64(len(p)) > b.remain {
-		p = p[:b.remain]
-	}
-	n, err := b.c.br.Read(p)
-	b.remain -= int64(n)
-	if b.remain == 0 {
-		return n, io.EOF
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
+	return wire.ReadFixed(b.c.br, p, &b.remain)
 }
 
 // Close ends the exchange. Before the end of the body it closes the connection: the rest of the
