@@ -211,6 +211,7 @@ func TestUpstreamResponseFraming(t *testing.T) {
 		"/fold":     "HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\nContent-Length: 5\r\n\r\nhello",
 		"/dupcl":    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
 		"/chunked":  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\nX-Sum: 42\r\n\r\n",
+		"/connlist": "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nContent-Length: 5\r\n\r\nhello",
 	})
 	g := startGateway(t, `version: 1
 listeners: [{ name: public, address: "${LISTEN}" }]
@@ -259,6 +260,10 @@ routes: [{ name: all, match: { path: /** }, service: be }]
 	}
 	if resp, body := get("/dupcl"); resp.StatusCode != 200 || body != "hello" || len(resp.Header["Content-Length"]) > 1 {
 		t.Errorf("/dupcl: %d %q Content-Length=%q", resp.StatusCode, body, resp.Header["Content-Length"])
+	}
+	// Fields named in Connection are hop-by-hop even when Connection also says close.
+	if resp, body := get("/connlist"); resp.StatusCode != 200 || body != "hello" || resp.Header.Get("X-Secret") != "" {
+		t.Errorf("/connlist: %d %q X-Secret=%q, want it removed", resp.StatusCode, body, resp.Header.Get("X-Secret"))
 	}
 	if resp, body := get("/chunked"); resp.StatusCode != 200 || body != "hello" || resp.Trailer.Get("X-Sum") != "42" {
 		t.Errorf("/chunked: %d %q trailer %v", resp.StatusCode, body, resp.Trailer)

@@ -167,8 +167,9 @@ func frame(resp *http.Response, method string) (mode int, err error) {
 	if resp.ProtoMinor == 0 {
 		resp.Close = !wire.HasToken(conn, "keep-alive") || wire.HasToken(conn, "close")
 	} else if wire.HasToken(conn, "close") {
+		// Unlike net/http the Connection field stays: the proxy removes it together with the
+		// fields it names (RFC 9110 §7.6.1), which deleting it here would hide.
 		resp.Close = true
-		delete(h, "Connection")
 	}
 	te, hasTE := h["Transfer-Encoding"]
 	cl, hasCL := h["Content-Length"]

@@ -199,23 +199,22 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// replayCheckAfter is how long a connection must have been idle before it is checked (one
-// non-blocking peek, a system call) ahead of a request that can be replayed. For such a request
-// the check only saves a wasted write: a connection the target closed fails before any response
-// byte arrives, and the request is sent again on a new connection. Targets close idle keep-alive
-// connections after seconds (nginx 75 s, Node.js 5 s, Apache 5 s), so below a second the peek
-// would cost a system call on most requests under load — the pool hands out connections that sat
-// idle for a few milliseconds — and find nothing.
-//
-// A request that cannot be replayed (POST without an idempotency key, a body streamed once) is
-// checked on every reused connection, as is any connection whose last response had no body
-// (stray bytes after a HEAD/204/304 head would be read as the next response): for those a stale
-// connection would surface as an error. What still slips through is a close whose FIN has not
-// arrived yet — no client can see that one coming.
-const replayCheckAfter = time.Second
+// aliveCheckAfter is how long a connection must have been idle before it is checked (one
+// non-blocking peek, a system call) ahead of its next request. The check finds a close by the
+// target, and bytes the target sent unasked after the last response (a second response, junk
+// after a body, a 408 before an idle close): read as the next request's response, those would
+// hand one client another exchange's bytes. A connection reused within aliveCheckAfter of its
+// last response is not checked when the request can be replayed (stray bytes that came with the
+// response are caught when it ends, and a close makes the request go again on a new
+// connection); under load the pool hands most connections out within microseconds to a few
+// milliseconds of their last use. A request that cannot be replayed (POST without an idempotency
+// key) and any request after a response without a body (HEAD, 204, 304) always check. What no
+// check catches is what is still in flight when it runs; net/http's per-connection read loop
+// narrows that window at the price of a goroutine wake-up per response.
+const aliveCheckAfter = time.Millisecond
 
 func needsCheck(c *conn, replay bool) bool {
-	return c.bodiless || !replay || time.Since(c.idleAt) >= replayCheckAfter
+	return c.bodiless || !replay || time.Since(c.idleAt) >= aliveCheckAfter
 }
 
 // handles reports whether req can be sent by this Transport rather than the fallback.
@@ -302,7 +301,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 			err = parseResponse(st, string(c.head), req)
 			c.keepHead(c.head)
 		}
-		if err == nil {
+		if err == nil && (st.resp.StatusCode >= 200 || st.resp.StatusCode == http.StatusSwitchingProtocols) {
+			// Framing fields mean nothing on an interim response (as net/http ignores them).
 			mode, err = frame(&st.resp, req.Method)
 		}
 		if err != nil {
@@ -387,12 +387,16 @@ type bodyReader struct {
 	remain int64 // bodyFixed: bytes left
 	chunk  wire.ChunkedReader
 	done   atomic.Bool
+	eof    atomic.Bool // read to its end: later reads return io.EOF again
 }
 
 var errBodyClosed = errors.New("h1: read on closed response body")
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.done.Load() {
+		if b.eof.Load() {
+			return 0, io.EOF
+		}
 		return 0, errBodyClosed
 	}
 	n, err := b.read(p)
@@ -404,6 +408,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if err == io.EOF {
+		b.eof.Store(true)
 		b.t.finish(b.c, b.stop, b.keep && b.mode != bodyToClose)
 		return n, io.EOF
 	}

@@ -709,12 +709,83 @@ func TestNeedsCheckPolicy(t *testing.T) {
 		wantPeek bool
 	}{
 		{"replayable, just used", conn{idleAt: now}, true, false},
-		{"replayable, idle long", conn{idleAt: now.Add(-2 * replayCheckAfter)}, true, true},
+		{"replayable, idle long", conn{idleAt: now.Add(-2 * aliveCheckAfter)}, true, true},
 		{"replayable after a bodiless response", conn{idleAt: now, bodiless: true}, true, true},
 		{"not replayable, just used", conn{idleAt: now}, false, true},
 	} {
 		if got := needsCheck(&tc.c, tc.replay); got != tc.wantPeek {
 			t.Errorf("%s: needsCheck = %v, want %v", tc.name, got, tc.wantPeek)
 		}
+	}
+}
+
+// TestUnsolicitedResponseAfterBody: a target that sends a second, unasked response some time
+// after a complete one must not have it read as the next request's response — through a
+// gateway, that would hand one client the bytes of another exchange (found in review: the pool
+// once skipped the check for replayable requests reused within a second).
+func TestUnsolicitedResponseAfterBody(t *testing.T) {
+	for _, method := range []string{"GET", "PUT", "DELETE", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var conns atomic.Int32
+			url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+				conns.Add(1)
+				first := true
+				for {
+					if _, err := readReq(br); err != nil {
+						return
+					}
+					_, _ = io.WriteString(c, okResp)
+					if first {
+						first = false
+						time.Sleep(30 * time.Millisecond)
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON")
+					}
+				}
+			})
+			tr, _ := newTransport(t, Options{})
+			if _, body := do(t, tr, method, url+"/", strings.NewReader("x")); body != "ok" {
+				t.Fatalf("first %s: %q", method, body)
+			}
+			time.Sleep(80 * time.Millisecond) // the stray response arrives on the idle connection
+			if _, body := do(t, tr, method, url+"/", strings.NewReader("x")); body != "ok" {
+				t.Fatalf("second %s read %q, the target's unsolicited response", method, body)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2 (the poisoned one dropped)", n)
+			}
+		})
+	}
+}
+
+// TestInterimFramingIgnored: framing fields on a 1xx mean nothing (net/http ignores them); they
+// must not fail the exchange.
+func TestInterimFramingIgnored(t *testing.T) {
+	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		if _, err := readReq(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nContent-Length: x\r\nTrailer: Content-Length\r\nLink: </a.css>\r\n\r\n"+okResp)
+	})
+	tr, _ := newTransport(t, Options{})
+	if resp, body := do(t, tr, "GET", url+"/", nil); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after a 103 with odd framing fields: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestBodyReadAfterEOF: reading a finished body again reports io.EOF, as net/http's bodies do.
+func TestBodyReadAfterEOF(t *testing.T) {
+	srv := echoServer(t)
+	tr, _ := newTransport(t, Options{})
+	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := resp.Body.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("read after EOF: %d, %v; want 0, io.EOF", n, err)
 	}
 }
