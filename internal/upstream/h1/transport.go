@@ -4,9 +4,9 @@
 // net/http's Transport runs a read loop and a write loop goroutine per connection, so every
 // request crosses goroutines several times (caller → writeLoop → readLoop → caller), and those
 // wake-ups dominate a proxy's CPU profile. Transport here checks a keep-alive connection out of
-// a per-target LIFO pool, writes the request, reads the response (its own parser, response.go) and hands
-// the connection back when the caller has read the body to its end — all on the goroutine that
-// called RoundTrip. Context cancellation closes the connection through context.AfterFunc, the
+// a per-target LIFO pool, writes the request, reads the response (with its own parser,
+// response.go) and hands the connection back when the caller has read the body to its end — all
+// on the goroutine that called RoundTrip. Context cancellation closes the connection through context.AfterFunc, the
 // response-header timeout is a read deadline, and idle connections expire through one timer per
 // target, so no goroutine exists per connection or per request.
 //
