@@ -409,7 +409,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		b.eof.Store(true)
-		b.t.finish(b.c, b.stop, b.keep && b.mode != bodyToClose)
+		b.t.finish(b.c, b.stop, b.keep) // keep is false for a close-delimited body (resp.Close)
 		return n, io.EOF
 	}
 	if b.stop != nil {
