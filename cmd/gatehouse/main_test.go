@@ -264,11 +264,37 @@ func TestRunReloadAndGracefulStop(t *testing.T) {
 
 // TestDemo runs `gatehouse demo` as a newcomer would and follows the printed curl commands.
 func TestDemo(t *testing.T) {
-	addr := freeAddr(t)
-	bff, bffMobile, bffWeb := freeAddr(t), freeAddr(t), freeAddr(t)
-	adminAddr := freeAddr(t)
-	p := start(t, "demo", "-listen", addr, "-admin", adminAddr, "-bff-listen", bff, "-bff-mobile", bffMobile, "-bff-web", bffWeb)
-	waitFor(t, "demo banner", 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Backends for Frontends") })
+	var p *proc
+	var addr, bff, bffMobile, bffWeb, adminAddr string
+	for attempt := 1; ; attempt++ {
+		addr = freeAddr(t)
+		bff, bffMobile, bffWeb = freeAddr(t), freeAddr(t), freeAddr(t)
+		adminAddr = freeAddr(t)
+		p = start(t, "demo", "-listen", addr, "-admin", adminAddr, "-bff-listen", bff, "-bff-mobile", bffMobile, "-bff-web", bffWeb)
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(p.stdout.String(), "Backends for Frontends") && time.Now().Before(deadline) {
+			select {
+			case <-p.done:
+				deadline = time.Now() // exited: stop waiting
+			case <-time.After(25 * time.Millisecond):
+			}
+		}
+		if strings.Contains(p.stdout.String(), "Backends for Frontends") {
+			break
+		}
+		exited := false
+		select {
+		case <-p.done:
+			exited = true
+		default:
+		}
+		// A port freeAddr found free can be taken by a parallel test package before the demo
+		// binds it: the demo then exits at once. Try again with new ports; anything else fails.
+		if !exited || attempt == 3 {
+			t.Fatalf("no demo banner (attempt %d, exited %v)\nstdout:\n%s\nstderr:\n%s", attempt, exited, p.stdout, p.stderr)
+		}
+		t.Logf("demo exited before its banner (attempt %d), retrying: %s", attempt, p.stderr)
+	}
 	out := p.stdout.String()
 	for _, want := range []string{"http://" + addr + "/api/v1/users/1", "Accept-Version: v2", "round robin"} {
 		if !strings.Contains(out, want) {
