@@ -65,9 +65,7 @@ dur_s=$(seconds "$DURATION")
 warm_s=$(seconds "$WARMUP")
 clk_tck=$(getconf CLK_TCK)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-aggregate-bench.XXXXXX")
-install_cleanup
-log "temp dir: $tmp"
+make_tmp aggregate
 
 ((use_gh)) && gatehouse_build "$tmp/gatehouse"
 

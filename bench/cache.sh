@@ -46,10 +46,9 @@ done
 ((BODY_BYTES >= 1 && BODY_BYTES <= 1000000)) || die "BODY_BYTES must be 1..1000000"
 dur_s=${DURATION%s}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-cache-bench.XXXXXX")
+make_tmp cache
 # nginx workers (user nobody when run as root) must reach the proxy_cache directory.
 chmod 755 "$tmp"
-install_cleanup
 
 
 # --- backend: a fixed body, cacheable for 10 minutes, counting its requests in an access log.

@@ -56,16 +56,12 @@ warm_s=$(seconds "$WARMUP")
 per_client=$(awk -v r="$RATE" -v c="$CLIENTS" 'BEGIN { printf "%.4f", r / c }')
 clk_tck=$(getconf CLK_TCK)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-latency-bench.XXXXXX")
-install_cleanup
-log "temp dir: $tmp"
+make_tmp latency
 
 gatehouse_build "$tmp/gatehouse"
 
 # --- backend and proxies (the configs of bench/run.sh, ROUTE=plain).
-backend_start "$tmp/backend"
-backend_url="http://127.0.0.1:$backend_port"
-log "backend nginx on $backend_url (master $backend_pid)"
+plain_backend_start
 
 declare -A port=() mpids=()
 start_plain_proxies mpids "${proxies[@]}"

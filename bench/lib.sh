@@ -42,6 +42,14 @@ cleanup() {
 	exit "$rc"
 }
 
+# make_tmp NAME creates the script's temp dir in $tmp (gatehouse-NAME-bench.XXXXXX; removed on
+# exit unless KEEP_TMP=1 or the script failed) and installs the cleanup trap.
+make_tmp() {
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-$1-bench.XXXXXX")
+	install_cleanup
+	log "temp dir: $tmp"
+}
+
 # install_cleanup stops everything the script started on exit, Ctrl-C or TERM.
 install_cleanup() {
 	trap cleanup EXIT
@@ -281,6 +289,14 @@ backend_start() {
 	wait_http "http://127.0.0.1:$backend_port/"
 	nginx_workers "$backend_pid"
 	backend_workers=("${got_workers[@]}")
+}
+
+# plain_backend_start starts bench/run.sh's backend under $tmp/backend (see backend_start) and
+# sets backend_url.
+plain_backend_start() {
+	backend_start "$tmp/backend"
+	backend_url="http://127.0.0.1:$backend_port"
+	log "backend nginx on $backend_url (master $backend_pid, worker(s) ${backend_workers[*]})"
 }
 
 # nginx_proxy_body PORT UPSTREAM_PORT [EXTRA_HTTP] [EXTRA_LOCATION] prints the http block of

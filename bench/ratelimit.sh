@@ -58,8 +58,7 @@ fi
 ((${#variants[@]})) || die "no variant to run"
 clk_tck=$(getconf CLK_TCK)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-ratelimit-bench.XXXXXX")
-install_cleanup
+make_tmp ratelimit
 
 
 

@@ -71,8 +71,7 @@ read -r -a proxies <<<"$PROXIES"
 # --- process bookkeeping and cleanup -----------------------------------------------------------
 
 # lib.sh's cleanup stops every process recorded in pids and extra_pids, and a running wrk.
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
-install_cleanup
+make_tmp run
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -99,7 +98,6 @@ wait_ready() {
 
 declare -A proxy_port=() proxy_pid=() failed=()
 
-log "temp dir: $tmp"
 log "building baseline (go build)"
 # build NAME PKG builds PKG into $tmp/NAME, retrying once: a build cache shared with concurrent
 # builds has been seen to fail transiently ("could not import reflect (open : no such file...)").
@@ -134,9 +132,7 @@ fi
 
 # --- backend -------------------------------------------------------------------------------
 
-backend_start "$tmp/backend"
-backend_url="http://127.0.0.1:$backend_port"
-log "backend nginx on $backend_url (master $backend_pid, worker(s) ${backend_workers[*]})"
+plain_backend_start
 
 # --- proxies -------------------------------------------------------------------------------
 

@@ -58,15 +58,11 @@ ref_s=$GROWTH_FROM
 ((soak_s >= 2 * ref_s)) || ref_s=$((soak_s / 2 / INTERVAL * INTERVAL))
 clk_tck=$(getconf CLK_TCK)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-soak-bench.XXXXXX")
-install_cleanup
-log "temp dir: $tmp"
+make_tmp soak
 
 gatehouse_build "$tmp/gatehouse"
 
-backend_start "$tmp/backend"
-backend_url="http://127.0.0.1:$backend_port"
-log "backend nginx on $backend_url (master $backend_pid)"
+plain_backend_start
 
 declare -A port=() mpid=()
 admin_port=""

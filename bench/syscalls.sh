@@ -47,15 +47,11 @@ for p in "${proxies[@]}"; do
 	case "$p" in nginx | gatehouse) ;; *) die "unknown proxy in PROXIES: $p (nginx, gatehouse)" ;; esac
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-syscalls-bench.XXXXXX")
-install_cleanup
-log "temp dir: $tmp"
+make_tmp syscalls
 
 gatehouse_build "$tmp/gatehouse"
 
-backend_start "$tmp/backend"
-backend_url="http://127.0.0.1:$backend_port"
-log "backend nginx on $backend_url (master $backend_pid, worker(s) ${backend_workers[*]})"
+plain_backend_start
 
 declare -A port=() tpids=()
 start_plain_proxies tpids "${proxies[@]}"
