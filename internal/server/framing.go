@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // framingConn guards an HTTP/1.x connection against request smuggling. net/http resolves a
@@ -359,21 +361,9 @@ func (c *framingConn) refuse(reason string) {
 	c.state = stateDiscard
 }
 
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
+// asciiEqualFold is wire.EqualFold for a name still in the raw head; the length check first
+// keeps the conversion to the short, stack-allocated case.
+func asciiEqualFold(b []byte, s string) bool { return len(b) == len(s) && wire.EqualFold(string(b), s) }
 
 // framingListener wraps accepted connections in framingConn.
 type framingListener struct {
