@@ -10,11 +10,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
-var (
-	errMalformedChunk = wire.ErrMalformedChunk
-	errTrailerLarge   = wire.ErrTrailerTooLarge
-)
-
 // body reads one request body off the connection: Content-Length bytes, or a chunked body and
 // its trailers. It is safe for use by several goroutines (a handler may hand the body to
 // another goroutine), and fails every read once the handler has returned, so a goroutine that

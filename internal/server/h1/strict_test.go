@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // TestRefusedHeads sends heads the server must refuse before the handler runs: each gets its
@@ -278,24 +280,24 @@ func TestBadChunkedBodies(t *testing.T) {
 		max        int
 		want       error
 	}{
-		{name: "bad chunk size", body: "zz\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "negative chunk size", body: "-5\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "0x prefix", body: "0x5\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "empty chunk size", body: "\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "space in chunk size", body: "5 5\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "bare LF after size", body: "5\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "missing CRLF after data", body: "5\r\nhelloXX0\r\n\r\n", want: errMalformedChunk},
-		{name: "bare LF after data", body: "5\r\nhello\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "data longer than size", body: "3\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "chunk size overflow", body: "10000000000000005\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "16 hex digits", body: "ffffffffffffffff\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "CTL in chunk extension", body: "5;a=\x01\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "size line too long", body: "5;" + strings.Repeat("a", 5000) + "\r\nhello\r\n0\r\n\r\n", want: errMalformedChunk},
-		{name: "malformed trailer", body: "5\r\nhello\r\n0\r\nNo colon\r\n\r\n", want: errMalformedChunk},
-		{name: "folded trailer", body: "5\r\nhello\r\n0\r\nX-A: 1\r\n 2\r\n\r\n", want: errMalformedChunk},
-		{name: "bare LF trailer", body: "5\r\nhello\r\n0\r\nX-A: 1\n\r\n", want: errMalformedChunk},
+		{name: "bad chunk size", body: "zz\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "negative chunk size", body: "-5\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "0x prefix", body: "0x5\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "empty chunk size", body: "\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "space in chunk size", body: "5 5\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "bare LF after size", body: "5\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "missing CRLF after data", body: "5\r\nhelloXX0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "bare LF after data", body: "5\r\nhello\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "data longer than size", body: "3\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "chunk size overflow", body: "10000000000000005\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "16 hex digits", body: "ffffffffffffffff\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "CTL in chunk extension", body: "5;a=\x01\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "size line too long", body: "5;" + strings.Repeat("a", 5000) + "\r\nhello\r\n0\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "malformed trailer", body: "5\r\nhello\r\n0\r\nNo colon\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "folded trailer", body: "5\r\nhello\r\n0\r\nX-A: 1\r\n 2\r\n\r\n", want: wire.ErrMalformedChunk},
+		{name: "bare LF trailer", body: "5\r\nhello\r\n0\r\nX-A: 1\n\r\n", want: wire.ErrMalformedChunk},
 		{name: "oversized trailers", max: 1024,
-			body: "5\r\nhello\r\n0\r\n" + strings.Repeat("X-T: "+strings.Repeat("t", 500)+"\r\n", 3) + "\r\n", want: errTrailerLarge},
+			body: "5\r\nhello\r\n0\r\n" + strings.Repeat("X-T: "+strings.Repeat("t", 500)+"\r\n", 3) + "\r\n", want: wire.ErrTrailerTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
