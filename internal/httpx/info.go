@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
@@ -79,6 +80,13 @@ type Identity struct {
 // WithInfo returns a context carrying info.
 func WithInfo(ctx context.Context, info *Info) context.Context {
 	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// BindInfo stores info in the request's Scope itself, so InfoFrom finds it without a context
+// per value; false means s could not take it (see reqctx.Scope.Set) and the caller must use
+// WithInfo. Only the code that created s, or was handed it first, may call it.
+func BindInfo(s *reqctx.Scope, info *Info) bool {
+	return s.Set(infoKey{}, info)
 }
 
 // InfoFrom returns the request's Info, or nil outside the gateway's handler.

@@ -10,7 +10,8 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
-	"sync"
+
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 )
 
 // forward is the proxy loop: it turns the client's request into the upstream request, runs
@@ -19,8 +20,15 @@ import (
 // per-request deep copy of the request and its headers: the gateway owns the request, so its
 // header map is edited in place (hop-by-hop fields dropped, forwarding fields set).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
-	// Interim responses (103 Early Hints) from the upstream reach the client too.
-	out := r.WithContext(httptrace.WithClientTrace(r.Context(), earlyHints(w)))
+	// Interim responses (103 Early Hints) from the upstream reach the client too: through the
+	// request's Scope for a transport that reads it there, else through a client trace.
+	out := new(http.Request)
+	*out = *r
+	if sc, ok := r.Context().(*reqctx.Scope); ok && h.scopeInterim && sc.Interim == nil {
+		sc.Interim = earlyHints(w)
+	} else {
+		out = out.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: earlyHints(w)}))
+	}
 	u := *r.URL
 	out.URL = &u
 	out.RequestURI = ""
@@ -138,12 +146,10 @@ func isEventStream(h http.Header) bool {
 	return base == "text/event-stream"
 }
 
-// earlyHints forwards 1xx responses (103 Early Hints) from the upstream to the client.
-func earlyHints(w http.ResponseWriter) *httptrace.ClientTrace {
-	var mu sync.Mutex
-	return &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-		mu.Lock()
-		defer mu.Unlock()
+// earlyHints returns the hook that forwards 1xx responses (103 Early Hints) from the upstream
+// to the client. The transport calls it on one goroutine at a time, before the final response.
+func earlyHints(w http.ResponseWriter) func(code int, header textproto.MIMEHeader) error {
+	return func(code int, header textproto.MIMEHeader) error {
 		if code == http.StatusContinue {
 			return nil // answered to the gateway's Expect, not the client's
 		}
@@ -166,7 +172,7 @@ func earlyHints(w http.ResponseWriter) *httptrace.ClientTrace {
 			}
 		}
 		return nil
-	}}
+	}
 }
 
 // hopByHop are the fields that describe one connection, never forwarded (RFC 9110 §7.6.1).

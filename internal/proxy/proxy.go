@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/translate/grpc/wire"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -57,6 +58,9 @@ type Handler struct {
 	o       Options
 	rewrite []rewritePart
 	sendFn  upstream.SendFunc // h.send, bound once so attempts do not allocate a method value
+	// scopeInterim: the transport passes 1xx responses to the request Scope's Interim hook,
+	// so the proxy needs no client trace (a context and four allocations) per request.
+	scopeInterim bool
 }
 
 type rewritePart struct {
@@ -74,6 +78,7 @@ func New(o Options) (*Handler, error) {
 	}
 	h := &Handler{o: o}
 	h.sendFn = h.send
+	_, h.scopeInterim = o.Transport.(reqctx.InterimReader)
 	if o.Rewrite != "" {
 		h.rewrite = parseTemplate(o.Rewrite)
 	}
@@ -88,23 +93,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info = &httpx.Info{}
 		r = r.WithContext(httpx.WithInfo(r.Context(), info))
 	}
-	ctx := r.Context()
+	// The exchange gets a reqctx.Scope of its own when it has a deadline: the route's timeout,
+	// or the gRPC client's (the server, which gets the same grpc-timeout, answers
+	// DEADLINE_EXCEEDED first thanks to the grace). Unlike a context.WithTimeout it costs no
+	// timer unless something waits for the deadline, and the upstream client registers with it
+	// without allocating.
+	var ctx context.Context = r.Context()
+	var deadline time.Time
+	if h.o.RequestTimeout > 0 && !isUpgrade(r) {
+		deadline = time.Now().Add(h.o.RequestTimeout)
+	}
+	if d, ok := wire.ParseTimeout(r.Header.Get("Grpc-Timeout")); ok && wire.IsGRPCRequest(r) {
+		if dl := time.Now().Add(d + grpcDeadlineGrace); deadline.IsZero() || dl.Before(deadline) {
+			deadline = dl
+		}
+	}
+	var own *reqctx.Scope
+	if !deadline.IsZero() {
+		own = reqctx.WithDeadline(ctx, deadline)
+		defer own.Cancel()
+		ctx = own
+	}
 	if h.o.HashKind != "" {
 		// The key is taken from the client's request, before header edits, and travels to the
 		// attempts in the context (only for consistent_hash services).
-		ctx = context.WithValue(ctx, hashKeyCtx{}, h.hashKey(r, info))
-	}
-	if h.o.RequestTimeout > 0 && !isUpgrade(r) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.o.RequestTimeout)
-		defer cancel()
-	}
-	if d, ok := wire.ParseTimeout(r.Header.Get("Grpc-Timeout")); ok && wire.IsGRPCRequest(r) {
-		// The gRPC client's deadline bounds the call here too; the server, which gets the same
-		// grpc-timeout, answers DEADLINE_EXCEEDED first thanks to the grace.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d+grpcDeadlineGrace)
-		defer cancel()
+		if key := h.hashKey(r, info); own == nil || !own.Set(hashKeyCtx{}, key) {
+			ctx = context.WithValue(ctx, hashKeyCtx{}, key)
+		}
 	}
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)

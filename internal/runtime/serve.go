@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/middleware/cors"
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -36,16 +37,28 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info.RequestID = httpx.RequestID(r.Header)
 	info.ClientIP, info.PeerTrusted = httpx.ClientIP(httpx.PeerAddr(r.RemoteAddr), r.Header["X-Forwarded-For"], rt.trusted)
 	ex.sw = httpx.StatusWriter{ResponseWriter: w}
-	ctx := httpx.WithInfo(r.Context(), info)
+	// The request's values go into its reqctx.Scope (the HTTP/1.x server made one; requests
+	// from net/http's server get one here), not into a context each.
+	scope, ok := r.Context().(*reqctx.Scope)
+	if !ok {
+		scope = reqctx.New(r.Context())
+		defer scope.Cancel()
+	}
+	var ctx context.Context = scope
+	if !httpx.BindInfo(scope, info) {
+		ctx = httpx.WithInfo(ctx, info)
+	}
 	var tel *telemetry.Request
 	if rt.obs.on {
 		tel = &ex.tel
-		ctx = rt.obs.start(ctx, r, ex)
+		ctx = rt.obs.start(ctx, scope, r, ex)
 		// Deferred so that a request whose stream is aborted (the proxy panics with
 		// http.ErrAbortHandler) is still counted and leaves the in-flight gauge.
 		defer rt.obs.finish(r, ex, start)
 	}
-	r = r.WithContext(ctx)
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
 
 	rt.serve(&ex.sw, r, info, tel)
 
@@ -190,13 +203,16 @@ func (rt *Runtime) initObserver(deps Deps) {
 
 // start begins a request's telemetry: the in-flight gauge, the server span (a child of the
 // client's traceparent, if any) and the state the proxy reports upstream attempts to.
-func (o *observer) start(ctx context.Context, r *http.Request, ex *exchange) context.Context {
+func (o *observer) start(ctx context.Context, scope *reqctx.Scope, r *http.Request, ex *exchange) context.Context {
 	o.metrics.RequestStarted()
 	ex.tel.Tracing = o.tracing
+	if ctx != scope || !telemetry.BindRequest(scope, &ex.tel) {
+		ctx = telemetry.WithRequest(ctx, &ex.tel)
+	}
 	if o.tracing != nil {
 		ctx, ex.span = o.tracing.StartServer(ctx, r, ex.info.RequestID)
 	}
-	return telemetry.WithRequest(ctx, &ex.tel)
+	return ctx
 }
 
 // routed binds the request to its route and, with tracing on, names the server span and

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -143,6 +144,12 @@ type Request struct {
 // WithRequest returns ctx carrying rs.
 func WithRequest(ctx context.Context, rs *Request) context.Context {
 	return context.WithValue(ctx, requestKey{}, rs)
+}
+
+// BindRequest stores rs in the request's Scope itself (see httpx.BindInfo); false means s
+// could not take it and the caller must use WithRequest.
+func BindRequest(s *reqctx.Scope, rs *Request) bool {
+	return s.Set(requestKey{}, rs)
 }
 
 // RequestFrom returns the telemetry state of the request ctx belongs to, or nil.

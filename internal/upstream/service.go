@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 )
 
 // ErrNoHealthyTarget is returned when every Target of a Service is unhealthy (and the Service
@@ -218,7 +220,8 @@ func (s *Service) Do(ctx context.Context, req *http.Request) (*http.Response, er
 	}
 	var cancel context.CancelFunc
 	if _, ok := ctx.Deadline(); !ok && s.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		sc := reqctx.WithTimeout(ctx, s.timeout)
+		ctx, cancel = sc, sc.Cancel
 	}
 	resp, err := s.Run(req.WithContext(ctx), "", func(r *http.Request, _ *Target) (*http.Response, error) {
 		return s.transport.RoundTrip(r)
@@ -298,7 +301,9 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	parent := req.Context()
 	ctx, cancel := parent, context.CancelFunc(nil)
 	if s.retry != nil && s.retry.PerTryTimeout > 0 && !isUpgrade(req) {
-		ctx, cancel = context.WithTimeout(parent, s.retry.PerTryTimeout)
+		// A Scope, so that the upstream client still registers with it without allocating.
+		sc := reqctx.WithTimeout(parent, s.retry.PerTryTimeout)
+		ctx, cancel = sc, sc.Cancel
 	}
 	out := req.WithContext(ctx)
 	u := *req.URL

@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
@@ -277,8 +278,8 @@ func (s *Server) Close() error {
 		_ = c.rwc.Close()
 		// Requests still running are over: their handlers learn it from the context.
 		c.mu.Lock()
-		if c.cancel != nil {
-			c.cancel()
+		if c.scope != nil {
+			c.scope.Cancel()
 		}
 		c.mu.Unlock()
 	}
@@ -335,7 +336,7 @@ type conn struct {
 	since        atomic.Int64
 	mu           sync.Mutex
 	cond         sync.Cond
-	cancel       context.CancelFunc
+	scope        *reqctx.Scope // the running request's context
 	reqDone      bool
 	bodyComplete bool
 	bgReading    bool
@@ -474,9 +475,11 @@ func (c *conn) serveRequest() bool {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
 	}
 
-	ctx, cancel := context.WithCancel(c.ctx)
+	// One reqctx.Scope is the request's whole context: the layers above keep their values,
+	// timeouts and cancellation hooks in it instead of wrapping it once each.
+	scope := reqctx.New(c.ctx)
 	c.tmpl = *req
-	r := c.tmpl.WithContext(ctx)
+	r := c.tmpl.WithContext(scope)
 	c.tmpl = http.Request{}
 	w := &response{c: c, req: r, header: make(http.Header, 8), isHead: r.Method == http.MethodHead, cl: -1,
 		pending: c.pending[:0]}
@@ -487,7 +490,7 @@ func (c *conn) serveRequest() bool {
 	}
 	c.resp = w
 	c.mu.Lock()
-	c.cancel, c.reqDone, c.bodyComplete = cancel, false, w.body == nil
+	c.scope, c.reqDone, c.bodyComplete = scope, false, w.body == nil
 	c.mu.Unlock()
 	// No timer per request (resetting one made it the runtime's earliest timer and woke the
 	// network poller every time): the server's watch loop finds long requests.
@@ -497,7 +500,7 @@ func (c *conn) serveRequest() bool {
 
 	c.endWatch()
 	if w.hijacked {
-		cancel()
+		scope.Cancel()
 		return false
 	}
 	if panicked {
@@ -507,7 +510,7 @@ func (c *conn) serveRequest() bool {
 		if w.body != nil {
 			c.linger = !w.body.finish()
 		}
-		cancel()
+		scope.Cancel()
 		return false
 	}
 	w.finish()
@@ -515,7 +518,7 @@ func (c *conn) serveRequest() bool {
 	if w.body != nil {
 		complete = w.body.finish()
 	}
-	cancel()
+	scope.Cancel()
 	c.resp = nil
 	if cap(w.pending) <= pendingMax {
 		c.pending = w.pending[:0]
@@ -756,8 +759,8 @@ func (c *conn) startWatch(since int64) {
 	}
 	if err != nil && !c.aborting {
 		c.gone = true
-		if c.cancel != nil {
-			c.cancel()
+		if c.scope != nil {
+			c.scope.Cancel()
 		}
 	}
 	c.cond.Broadcast()
@@ -779,7 +782,7 @@ func (c *conn) endWatch() {
 		c.aborting = false
 		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
-	c.cancel = nil
+	c.scope = nil
 	c.mu.Unlock()
 }
 

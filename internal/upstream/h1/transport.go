@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
@@ -127,7 +128,7 @@ func (t *Transport) Stats(hostport string) Stats {
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.handles(req) {
-		return t.fallback.RoundTrip(req)
+		return t.fallback.RoundTrip(interimTrace(req))
 	}
 	ctx := req.Context()
 	var (
@@ -137,7 +138,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	if req.Body != nil && req.Body != http.NoBody {
 		if req.ContentLength > t.o.MaxBufferedBody {
-			return t.fallback.RoundTrip(req)
+			return t.fallback.RoundTrip(interimTrace(req))
 		}
 		buf = bufPool.Get().(*bytes.Buffer)
 		defer putBuf(buf)
@@ -155,7 +156,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				io.Reader
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(prefix), req.Body), req.Body}
-			return t.fallback.RoundTrip(r2)
+			return t.fallback.RoundTrip(interimTrace(r2))
 		}
 		_ = req.Body.Close()
 		body = buf.Bytes()
@@ -258,14 +259,20 @@ func replayable(req *http.Request) bool {
 // exchange sends req on c and reads the response head. On error c is closed; stale reports
 // that nothing of a response arrived, as when the target had closed a keep-alive connection.
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, body []byte, chunked bool) (*http.Response, error, bool) {
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, c.abort)
+	var stop cancelHook
+	scope, _ := ctx.(*reqctx.Scope)
+	if scope != nil {
+		stop.scope = scope
+		stop.id, stop.ok = scope.OnCancel(c.abort)
+		if !stop.ok {
+			c.p.closeConn(c)
+			return nil, scope.Err(), false
+		}
+	} else if ctx.Done() != nil {
+		stop.f = context.AfterFunc(ctx, c.abort)
 	}
 	fail := func(err error, stale bool) (*http.Response, error, bool) {
-		if stop != nil {
-			stop()
-		}
+		stop.release()
 		c.p.closeConn(c)
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr, false
@@ -322,8 +329,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		if interim >= maxInterim {
 			return fail(errors.New("h1: too many 1xx responses"), false)
 		}
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(st.resp.Header)); err != nil {
+		if got := got1xx(ctx, scope); got != nil {
+			if err := got(code, textproto.MIMEHeader(st.resp.Header)); err != nil {
 				return fail(err, false)
 			}
 		}
@@ -341,7 +348,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 	if c.bodiless {
 		// HEAD, 204, 304, an empty body: the exchange is over.
 		resp.Body = http.NoBody
-		t.finish(c, stop, keep)
+		t.finish(c, &stop, keep)
 		return resp, nil, false
 	}
 	b := &st.body
@@ -356,11 +363,63 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 // maxInterim bounds the 1xx responses accepted before the final one.
 const maxInterim = 8
 
+// got1xx is where interim responses go: the Scope's Interim hook for a request whose context
+// is a Scope, else the client trace's Got1xxResponse, if any.
+func got1xx(ctx context.Context, scope *reqctx.Scope) func(int, textproto.MIMEHeader) error {
+	if scope != nil {
+		return scope.Interim
+	}
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+		return trace.Got1xxResponse
+	}
+	return nil
+}
+
+// interimTrace hands a request for the fallback Transport, which knows only client traces,
+// its Scope's Interim hook as one.
+func interimTrace(req *http.Request) *http.Request {
+	if sc, ok := req.Context().(*reqctx.Scope); ok && sc.Interim != nil {
+		return req.WithContext(httptrace.WithClientTrace(sc, &httptrace.ClientTrace{Got1xxResponse: sc.Interim}))
+	}
+	return req
+}
+
+// ReadsScopeInterim marks the Transport as one that passes interim responses to
+// reqctx.Scope.Interim (see reqctx.InterimReader).
+func (t *Transport) ReadsScopeInterim() {}
+
+var _ reqctx.InterimReader = (*Transport)(nil)
+
+// cancelHook is an exchange's registration for the request's cancellation, which closes the
+// connection: with the request's Scope (no allocation) or through context.AfterFunc.
+type cancelHook struct {
+	scope *reqctx.Scope
+	id    uint64
+	ok    bool
+	f     func() bool // context.AfterFunc's stop
+}
+
+// release unregisters the hook. It reports false when the hook has run, or is running: the
+// connection is (being) closed and must not be reused.
+func (h *cancelHook) release() bool {
+	switch {
+	case h.scope != nil:
+		if !h.ok {
+			return false
+		}
+		h.ok = false
+		return h.scope.Unregister(h.id)
+	case h.f != nil:
+		return h.f()
+	}
+	return true
+}
+
 // finish ends an exchange whose response was read completely: the connection goes back to the
 // pool when it may be reused and was not closed by a cancellation meanwhile.
-func (t *Transport) finish(c *conn, stop func() bool, keep bool) {
-	if stop != nil && !stop() {
-		keep = false // the context's AfterFunc ran: the connection is closed
+func (t *Transport) finish(c *conn, stop *cancelHook, keep bool) {
+	if !stop.release() {
+		keep = false // the cancellation hook ran: the connection is closed
 	}
 	if keep && c.br.Buffered() == 0 {
 		c.p.put(c, t.o)
@@ -380,7 +439,7 @@ func IsTimeoutErr(err error) bool {
 type bodyReader struct {
 	t      *Transport
 	c      *conn
-	stop   func() bool
+	stop   cancelHook
 	ctx    context.Context
 	keep   bool
 	mode   int   // bodyFixed, bodyChunked or bodyToClose
@@ -409,12 +468,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		b.eof.Store(true)
-		b.t.finish(b.c, b.stop, b.keep) // keep is false for a close-delimited body (resp.Close)
+		b.t.finish(b.c, &b.stop, b.keep) // keep is false for a close-delimited body (resp.Close)
 		return n, io.EOF
 	}
-	if b.stop != nil {
-		b.stop()
-	}
+	b.stop.release()
 	b.c.p.closeConn(b.c)
 	if cerr := b.ctx.Err(); cerr != nil {
 		return n, cerr
@@ -437,9 +494,7 @@ func (b *bodyReader) read(p []byte) (int, error) {
 // response may be long (a stream), so it is not drained.
 func (b *bodyReader) Close() error {
 	if b.done.CompareAndSwap(false, true) {
-		if b.stop != nil {
-			b.stop()
-		}
+		b.stop.release()
 		b.c.p.closeConn(b.c)
 	}
 	return nil

@@ -1,0 +1,186 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/reqctx"
+)
+
+// The gateway's requests carry a reqctx.Scope: the transport registers its abort with it (no
+// context.AfterFunc), takes interim responses from its Interim hook, and unregisters when the
+// exchange ends.
+
+func TestScopeCancelMidBody(t *testing.T) {
+	release := make(chan struct{})
+	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		if _, err := readReq(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
+		<-release
+	})
+	defer close(release)
+	tr, _ := newTransport(t, Options{})
+	sc := reqctx.New(context.Background())
+	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	time.AfterFunc(30*time.Millisecond, sc.Cancel)
+	if _, err = io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	_ = resp.Body.Close()
+	if st := tr.Stats(strings.TrimPrefix(url, "http://")); st.Open != 0 {
+		t.Fatalf("canceled connection kept: %+v", st)
+	}
+}
+
+// A Scope's deadline ends an exchange stuck before the response head, although nothing else
+// waits on the Scope (its timer starts when the transport registers).
+func TestScopeDeadlineBeforeHeaders(t *testing.T) {
+	release := make(chan struct{})
+	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		_, _ = readReq(br)
+		<-release
+	})
+	defer close(release)
+	tr, _ := newTransport(t, Options{})
+	sc := reqctx.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer sc.Cancel()
+	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
+	start := time.Now()
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("exchange ended after %v", el)
+	}
+}
+
+// A finished exchange leaves nothing registered with the Scope: canceling it afterwards does not
+// close the pooled connection, which the next request reuses.
+func TestScopeHookReleased(t *testing.T) {
+	srv := echoServer(t)
+	tr, _ := newTransport(t, Options{})
+	sc := reqctx.New(context.Background())
+	ports := map[string]bool{}
+	for i := range 3 {
+		req, _ := http.NewRequestWithContext(sc, "GET", fmt.Sprintf("%s/%d", srv.URL, i), nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		ports[resp.Header.Get("X-Port")] = true
+	}
+	sc.Cancel()
+	if st := tr.Stats(hostOf(srv)); st.Idle != 1 {
+		t.Fatalf("after the scope's cancel: %+v, want the connection idle in the pool", st)
+	}
+	resp, _ := do(t, tr, "GET", srv.URL+"/after", nil)
+	ports[resp.Header.Get("X-Port")] = true
+	if len(ports) != 1 {
+		t.Fatalf("requests used %d connections, want 1", len(ports))
+	}
+	// A request on a canceled Scope fails at once.
+	req, _ := http.NewRequestWithContext(sc, "GET", srv.URL+"/late", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("request on a canceled scope: %v", err)
+	}
+}
+
+func TestScopeInterim(t *testing.T) {
+	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readReq(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okResp)
+		}
+	})
+	tr, _ := newTransport(t, Options{})
+	var got []string
+	sc := reqctx.New(context.Background())
+	defer sc.Cancel()
+	sc.Interim = func(code int, h textproto.MIMEHeader) error {
+		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
+		return nil
+	}
+	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok" || len(got) != 1 || got[0] != "103 </a.css>; rel=preload" {
+		t.Fatalf("response %d %q, interim seen %q", resp.StatusCode, b, got)
+	}
+	// An error from the hook aborts the exchange.
+	sc2 := reqctx.New(context.Background())
+	defer sc2.Cancel()
+	sc2.Interim = func(int, textproto.MIMEHeader) error { return errors.New("no hints, thanks") }
+	req2, _ := http.NewRequestWithContext(sc2, "GET", url+"/", nil)
+	if _, err := tr.RoundTrip(req2); err == nil || !strings.Contains(err.Error(), "no hints") {
+		t.Fatalf("err = %v, want the hook's error", err)
+	}
+}
+
+// Requests the fallback Transport sends (here an https target) still pass their interim
+// responses to the Scope's hook, through a client trace made for them.
+func TestScopeInterimThroughFallback(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</b.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "tls ok")
+	}))
+	defer srv.Close()
+	std := srv.Client().Transport.(*http.Transport).Clone()
+	std.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // test server
+	tr, err := New(Options{Fallback: std})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	defer std.CloseIdleConnections()
+	var got []int
+	sc := reqctx.New(context.Background())
+	defer sc.Cancel()
+	sc.Interim = func(code int, h textproto.MIMEHeader) error {
+		if h.Get("Link") != "</b.css>; rel=preload" {
+			t.Errorf("103 Link %q", h.Get("Link"))
+		}
+		got = append(got, code)
+		return nil
+	}
+	req, _ := http.NewRequestWithContext(sc, "GET", srv.URL+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if string(b) != "tls ok" || fmt.Sprint(got) != "[103]" {
+		t.Fatalf("body %q, interim %v", b, got)
+	}
+}
