@@ -122,23 +122,40 @@ func WithTimeout(parent context.Context, d time.Duration) *Scope {
 // any other cancelable parent gets a context.AfterFunc.
 func (s *Scope) link(parent context.Context) {
 	if p, ok := parent.(*Scope); ok {
-		// No timer for the parent's deadline: s has it too (or an earlier one) and keeps it.
-		id, ok := p.register(hook{child: s}, false)
-		if !ok {
-			s.setCanceled(p.Err())
-			return
-		}
-		s.up, s.upID = p, id
+		s.adopt(p)
 		return
 	}
-	if parent.Done() == nil {
+	done := parent.Done()
+	if done == nil {
 		return
 	}
 	if err := parent.Err(); err != nil {
 		s.setCanceled(err)
 		return
 	}
+	// A Scope under value contexts only (a tracing span, a value that did not fit): the same
+	// Done channel means nothing in between can cancel, so s is that Scope's child. The
+	// standard library would find no cancelCtx and no AfterFunc method through the value
+	// contexts and start a goroutine per child.
+	if p, ok := parent.Value(scopeKey{}).(*Scope); ok && p.Done() == done {
+		s.adopt(p)
+		return
+	}
 	s.unlink = context.AfterFunc(parent, func() { s.cancel(parent.Err()) })
+}
+
+// scopeKey makes Value return the Scope itself, for a Scope found under value contexts.
+type scopeKey struct{}
+
+// adopt makes s a child of p: canceled with it. No timer starts for p's deadline: s has it too
+// (or an earlier one) and keeps it.
+func (s *Scope) adopt(p *Scope) {
+	id, ok := p.register(hook{child: s}, false)
+	if !ok {
+		s.setCanceled(p.Err())
+		return
+	}
+	s.up, s.upID = p, id
 }
 
 // setCanceled marks a Scope that is canceled from its creation.
@@ -181,6 +198,9 @@ func (s *Scope) Err() error {
 
 // Value implements context.Context: the values Set on s, then parent's.
 func (s *Scope) Value(key any) any {
+	if key == (scopeKey{}) {
+		return s
+	}
 	for i := range s.nvals {
 		if s.vals[i].key == key {
 			return s.vals[i].val

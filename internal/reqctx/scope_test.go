@@ -352,3 +352,32 @@ func BenchmarkStdlib(b *testing.B) {
 		cancel()
 	}
 }
+
+// A Scope under value contexts over a Scope is that Scope's child (no context.AfterFunc, whose
+// registration would start a goroutine); one under a cancelable context in between is not.
+func TestScopeUnderValueContext(t *testing.T) {
+	root := New(context.Background())
+	wrapped := context.WithValue(root, keyA{}, "v")
+	child := New(wrapped)
+	if child.up != root || child.unlink != nil {
+		t.Fatalf("child under a value context: up=%p unlink set=%v, want adopted by the root", child.up, child.unlink != nil)
+	}
+	if child.Value(keyA{}) != "v" {
+		t.Error("child lost the value context's value")
+	}
+
+	mid, cancelMid := context.WithCancel(root)
+	other := New(context.WithValue(mid, keyB{}, 1))
+	if other.up != nil || other.unlink == nil {
+		t.Fatal("scope under a cancelable context was adopted past it")
+	}
+	cancelMid()
+	waitClosed(t, other.Done(), "scope after its cancelable parent's cancel")
+	if child.Err() != nil {
+		t.Fatal("canceling a sibling context canceled the child")
+	}
+	root.Cancel()
+	if !errors.Is(child.Err(), context.Canceled) {
+		t.Errorf("child after the root's cancel: %v", child.Err())
+	}
+}

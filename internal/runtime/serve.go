@@ -56,6 +56,14 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// http.ErrAbortHandler) is still counted and leaves the in-flight gauge.
 		defer rt.obs.finish(r, ex, start)
 	}
+	if _, ok := ctx.(*reqctx.Scope); !ok {
+		// A value context (the tracing span, a value that did not fit) wraps the Scope: a child
+		// Scope on top keeps the context cheap to derive from. Under a value context over a
+		// Scope, each WithCancel, WithTimeout or AfterFunc would start a goroutine.
+		top := reqctx.New(ctx)
+		defer top.Cancel()
+		ctx = top
+	}
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
