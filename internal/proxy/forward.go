@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/reqctx"
 )
@@ -26,8 +27,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	*out = *r
 	if sc, ok := r.Context().(*reqctx.Scope); ok && h.scopeInterim && sc.Interim == nil {
 		sc.Interim = earlyHints(w)
+		// The Scope may be the request's own, which outlives this exchange: nothing after it
+		// may write 1xx responses to w.
+		defer func() { sc.Interim = nil }()
 	} else {
-		out = out.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: earlyHints(w)}))
+		tctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: earlyHints(w)})
+		if ok {
+			tctx = reqctx.Over(tctx, sc)
+		}
+		out = out.WithContext(tctx)
 	}
 	u := *r.URL
 	out.URL = &u
@@ -147,9 +155,14 @@ func isEventStream(h http.Header) bool {
 }
 
 // earlyHints returns the hook that forwards 1xx responses (103 Early Hints) from the upstream
-// to the client. The transport calls it on one goroutine at a time, before the final response.
+// to the client. net/http's Transport calls it from its connection's read loop: an attempt
+// abandoned at its per-try timeout may still deliver one while the next attempt does, hence
+// the lock.
 func earlyHints(w http.ResponseWriter) func(code int, header textproto.MIMEHeader) error {
+	var mu sync.Mutex
 	return func(code int, header textproto.MIMEHeader) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if code == http.StatusContinue {
 			return nil // answered to the gateway's Expect, not the client's
 		}

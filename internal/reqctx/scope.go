@@ -121,6 +121,10 @@ func WithTimeout(parent context.Context, d time.Duration) *Scope {
 // link makes parent's cancellation cancel s. A parent Scope holds s as a child (no allocation);
 // any other cancelable parent gets a context.AfterFunc.
 func (s *Scope) link(parent context.Context) {
+	// s is published to the parent's cancellation before up/upID/unlink are stored: hold s.mu
+	// so that a concurrent cancel reads them only once they are set.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if p, ok := parent.(*Scope); ok {
 		s.adopt(p)
 		return
@@ -173,6 +177,11 @@ func (s *Scope) Deadline() (time.Time, bool) {
 // Done implements context.Context. The channel is made on the first call, and the deadline's
 // timer is started then.
 func (s *Scope) Done() <-chan struct{} {
+	if !s.canceled.Load() && s.pastDeadline() {
+		// Closed at once, as a context.WithDeadline's would be: a caller that polls Done
+		// without waiting must see it.
+		s.cancel(context.DeadlineExceeded)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done == nil {
@@ -186,7 +195,7 @@ func (s *Scope) Done() <-chan struct{} {
 // cancels the Scope) even when no timer was started.
 func (s *Scope) Err() error {
 	if !s.canceled.Load() {
-		if s.deadline.IsZero() || time.Now().Before(s.deadline) {
+		if !s.pastDeadline() {
 			return nil
 		}
 		s.cancel(context.DeadlineExceeded)
@@ -194,6 +203,10 @@ func (s *Scope) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
+}
+
+func (s *Scope) pastDeadline() bool {
+	return !s.deadline.IsZero() && !time.Now().Before(s.deadline)
 }
 
 // Value implements context.Context: the values Set on s, then parent's.
@@ -338,3 +351,27 @@ func (s *Scope) cancel(err error) {
 
 // String describes s for debugging, as the standard library's contexts do.
 func (s *Scope) String() string { return "reqctx.Scope" }
+
+// InterimHook returns the Interim hook of s or of the nearest Scope above it (a per-try or
+// deadline Scope made under the one the proxy set it on), or nil.
+func (s *Scope) InterimHook() func(code int, header textproto.MIMEHeader) error {
+	for c := s; c != nil; {
+		if c.Interim != nil {
+			return c.Interim
+		}
+		c, _ = c.parent.Value(scopeKey{}).(*Scope)
+	}
+	return nil
+}
+
+// Over returns ctx, a value context (or chain of them) directly over s, with s's AfterFunc
+// method, so that the standard library registers contexts derived from it with s instead of
+// starting a goroutine. Nothing between ctx and s may be cancelable.
+func Over(ctx context.Context, s *Scope) context.Context { return over{ctx, s} }
+
+type over struct {
+	context.Context
+	s *Scope
+}
+
+func (o over) AfterFunc(f func()) func() bool { return o.s.AfterFunc(f) }

@@ -381,3 +381,52 @@ func TestScopeUnderValueContext(t *testing.T) {
 		t.Errorf("child after the root's cancel: %v", child.Err())
 	}
 }
+
+// A Scope made while its parent is being canceled on another goroutine (the h1 server's
+// client-gone watch cancels the request's Scope while the proxy makes its deadline Scope): the
+// link to the parent must be complete before the parent's cancel can read it. Run with -race.
+func TestLinkRacesParentCancel(t *testing.T) {
+	for range 2000 {
+		p := New(context.Background())
+		go p.Cancel()
+		c := WithDeadline(p, time.Now().Add(time.Hour))
+		c.Cancel()
+	}
+	for range 2000 {
+		parent, cancel := context.WithCancel(context.Background())
+		go cancel()
+		s := New(parent)
+		<-s.Done()
+	}
+}
+
+// Past the deadline, a look at Done that does not wait (net/http's Transport starts with one)
+// sees a closed channel, as with context.WithDeadline, although no timer was running.
+func TestDonePastDeadline(t *testing.T) {
+	s := WithTimeout(context.Background(), time.Millisecond)
+	defer s.Cancel()
+	time.Sleep(20 * time.Millisecond)
+	if !isClosed(s.Done()) {
+		t.Fatal("Done open 20ms past the deadline")
+	}
+	if !errors.Is(s.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Err = %v", s.Err())
+	}
+}
+
+// Over gives a value context over a Scope the Scope's AfterFunc, so that the standard library
+// registers children with the Scope instead of starting a goroutine each.
+func TestOver(t *testing.T) {
+	s := New(context.Background())
+	wrapped := Over(context.WithValue(s, keyA{}, "v"), s)
+	child, cancel := context.WithCancel(wrapped)
+	defer cancel()
+	if n := len(s.hooks); n != 1 {
+		t.Fatalf("scope holds %d hooks after a stdlib child under Over, want 1", n)
+	}
+	if child.Value(keyA{}) != "v" {
+		t.Error("value lost")
+	}
+	s.Cancel()
+	waitClosed(t, child.Done(), "stdlib child under Over")
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -182,5 +183,56 @@ func TestScopeInterimThroughFallback(t *testing.T) {
 	_ = resp.Body.Close()
 	if string(b) != "tls ok" || fmt.Sprint(got) != "[103]" {
 		t.Fatalf("body %q, interim %v", b, got)
+	}
+}
+
+func earlyHintsServer(t *testing.T) string {
+	return rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readReq(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okResp)
+		}
+	})
+}
+
+func roundTripSeen(t *testing.T, tr *Transport, ctx context.Context, url string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+}
+
+// Interim hooks are found where the layers put them: on a Scope above the one the request
+// carries (the proxy sets it on the route's Scope, a per-try timeout makes a child), and in a
+// client trace above a Scope (Service.Do's callers), as under context.WithTimeout.
+func TestScopeInterimFoundAbove(t *testing.T) {
+	url := earlyHintsServer(t)
+	tr, _ := newTransport(t, Options{})
+	var got []int
+	hook := func(code int, _ textproto.MIMEHeader) error { got = append(got, code); return nil }
+
+	route := reqctx.WithTimeout(context.Background(), time.Minute)
+	defer route.Cancel()
+	route.Interim = hook
+	try := reqctx.WithTimeout(route, 30*time.Second)
+	defer try.Cancel()
+	roundTripSeen(t, tr, try, url)
+	if fmt.Sprint(got) != "[103]" {
+		t.Fatalf("route Scope's hook through a per-try Scope saw %v, want [103]", got)
+	}
+
+	got = nil
+	traced := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: hook})
+	sc := reqctx.WithTimeout(traced, time.Minute)
+	defer sc.Cancel()
+	roundTripSeen(t, tr, sc, url)
+	if fmt.Sprint(got) != "[103]" {
+		t.Fatalf("client trace above a Scope saw %v, want [103]", got)
 	}
 }

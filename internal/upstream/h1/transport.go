@@ -367,7 +367,9 @@ const maxInterim = 8
 // is a Scope, else the client trace's Got1xxResponse, if any.
 func got1xx(ctx context.Context, scope *reqctx.Scope) func(int, textproto.MIMEHeader) error {
 	if scope != nil {
-		return scope.Interim
+		if f := scope.InterimHook(); f != nil {
+			return f
+		}
 	}
 	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
 		return trace.Got1xxResponse
@@ -378,8 +380,10 @@ func got1xx(ctx context.Context, scope *reqctx.Scope) func(int, textproto.MIMEHe
 // interimTrace hands a request for the fallback Transport, which knows only client traces,
 // its Scope's Interim hook as one.
 func interimTrace(req *http.Request) *http.Request {
-	if sc, ok := req.Context().(*reqctx.Scope); ok && sc.Interim != nil {
-		return req.WithContext(httptrace.WithClientTrace(sc, &httptrace.ClientTrace{Got1xxResponse: sc.Interim}))
+	if sc, ok := req.Context().(*reqctx.Scope); ok {
+		if f := sc.InterimHook(); f != nil {
+			return req.WithContext(reqctx.Over(httptrace.WithClientTrace(sc, &httptrace.ClientTrace{Got1xxResponse: f}), sc))
+		}
 	}
 	return req
 }
