@@ -31,6 +31,14 @@ import (
 // Scope is the context of one request. Create it with New, WithDeadline or WithTimeout and call
 // Cancel when the request is over. Set and Interim belong to the code that created the Scope or
 // was handed it first, before it shares the Scope with other goroutines.
+//
+// One difference from the standard library's contexts: context.Cause looks for the standard
+// library's own cancel context, so for a Scope it reports an ancestor's cause if there is such
+// an ancestor, else Err. Gatehouse does not use causes.
+//
+// A value context over a Scope hides the Scope's AfterFunc method from the standard library,
+// which then starts a goroutine for each context derived there; wrap such a context with Over,
+// or put a child Scope on top (New).
 type Scope struct {
 	parent   context.Context
 	deadline time.Time // zero: none; never changes after creation
