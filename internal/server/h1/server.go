@@ -329,6 +329,8 @@ type conn struct {
 	linger  bool
 	resp    *response
 	pending []byte // reused as each response's held-back body
+	// headerHint sizes each response's header map: the field count of the previous response.
+	headerHint int
 
 	// Watching for the client going away while a request runs. since is when the running
 	// request started (UnixNano; 0 when there is nothing to watch); Server.watchLoop starts the
@@ -481,7 +483,7 @@ func (c *conn) serveRequest() bool {
 	c.tmpl = *req
 	r := c.tmpl.WithContext(scope)
 	c.tmpl = http.Request{}
-	w := &response{c: c, req: r, header: make(http.Header, 8), isHead: r.Method == http.MethodHead, cl: -1,
+	w := &response{c: c, req: r, header: make(http.Header, c.headerHint), isHead: r.Method == http.MethodHead, cl: -1,
 		pending: c.pending[:0]}
 	if b, ok := r.Body.(*body); ok {
 		b.req = r
@@ -514,6 +516,10 @@ func (c *conn) serveRequest() bool {
 		return false
 	}
 	w.finish()
+	// The next response on this connection most likely has as many fields (a route with a
+	// rate limit adds three to the upstream's and the security headers): sized for them, its
+	// map does not grow from the small form into a table on the way.
+	c.headerHint = min(max(len(w.header), 8), 64)
 	complete := true
 	if w.body != nil {
 		complete = w.body.finish()
