@@ -27,6 +27,7 @@ func earlyHintsBackend(t *testing.T, tls bool) (*httptest.Server, string) {
 		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "page")
 	})
 	var be *httptest.Server
@@ -67,30 +68,40 @@ services:
   - { name: s, targets: [{ url: "`+scheme+`://${S}" }], `+c.service+` }
 routes: [{ name: s, match: { path: /** }, service: s }]
 `, map[string]string{"S": hp})
-			conn, err := net.Dial("tcp", g.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-			fmt.Fprint(conn, "GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
-			br := bufio.NewReader(conn)
-			early, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if early.StatusCode != http.StatusEarlyHints || early.Header.Get("Link") != "</app.css>; rel=preload; as=style" {
-				t.Fatalf("first response %d with Link %q, want the upstream's 103", early.StatusCode, early.Header.Get("Link"))
-			}
-			final, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(final.Body)
-			if final.StatusCode != 200 || string(body) != "page" || final.Header.Get("Link") != "" {
-				t.Fatalf("final response %d %q, Link %q", final.StatusCode, body, final.Header.Get("Link"))
-			}
+			expectEarlyHints(t, g.addr)
 		})
+	}
+}
+
+// expectEarlyHints sends GET /page to a gateway at addr and expects the backend's 103 with its
+// Link field first, then the final 200 "page" without that field.
+func expectEarlyHints(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(conn, "GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	early, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early.StatusCode != http.StatusEarlyHints || early.Header.Get("Link") != "</app.css>; rel=preload; as=style" {
+		t.Fatalf("first response %d with Link %q, want the upstream's 103", early.StatusCode, early.Header.Get("Link"))
+	}
+	final, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(final.Body)
+	if final.StatusCode != 200 || string(body) != "page" {
+		t.Fatalf("final response %d %q", final.StatusCode, body)
+	}
+	if v := final.Header.Get("Link"); v != "" {
+		t.Errorf("final response carries the interim Link field %q", v)
 	}
 }
 

@@ -23,59 +23,6 @@ import (
 // context.AfterFunc), takes interim responses from its Interim hook, and unregisters when the
 // exchange ends.
 
-func TestScopeCancelMidBody(t *testing.T) {
-	release := make(chan struct{})
-	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
-		if _, err := readReq(br); err != nil {
-			return
-		}
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
-		<-release
-	})
-	defer close(release)
-	tr, _ := newTransport(t, Options{})
-	sc := reqctx.New(context.Background())
-	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
-		t.Fatalf("read %q, %v", buf, err)
-	}
-	time.AfterFunc(30*time.Millisecond, sc.Cancel)
-	if _, err = io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	_ = resp.Body.Close()
-	if st := tr.Stats(strings.TrimPrefix(url, "http://")); st.Open != 0 {
-		t.Fatalf("canceled connection kept: %+v", st)
-	}
-}
-
-// A Scope's deadline ends an exchange stuck before the response head, although nothing else
-// waits on the Scope (its timer starts when the transport registers).
-func TestScopeDeadlineBeforeHeaders(t *testing.T) {
-	release := make(chan struct{})
-	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
-		_, _ = readReq(br)
-		<-release
-	})
-	defer close(release)
-	tr, _ := newTransport(t, Options{})
-	sc := reqctx.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer sc.Cancel()
-	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
-	start := time.Now()
-	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Fatalf("exchange ended after %v", el)
-	}
-}
-
 // A finished exchange leaves nothing registered with the Scope: canceling it afterwards does not
 // close the pooled connection, which the next request reuses.
 func TestScopeHookReleased(t *testing.T) {
@@ -110,14 +57,7 @@ func TestScopeHookReleased(t *testing.T) {
 }
 
 func TestScopeInterim(t *testing.T) {
-	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
-		for {
-			if _, err := readReq(br); err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okResp)
-		}
-	})
+	url := earlyHintsServer(t)
 	tr, _ := newTransport(t, Options{})
 	var got []string
 	sc := reqctx.New(context.Background())

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"go.uber.org/goleak"
 )
 
@@ -321,51 +322,78 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
+// cancelKinds are the two kinds of request context the transport registers its abort with: a
+// standard-library context (context.AfterFunc) and the gateway's reqctx.Scope (OnCancel).
+var cancelKinds = []struct {
+	name     string
+	cancel   func() (context.Context, func())
+	deadline func(time.Duration) (context.Context, func())
+}{
+	{"context",
+		func() (context.Context, func()) { return context.WithCancel(context.Background()) },
+		func(d time.Duration) (context.Context, func()) { return context.WithTimeout(context.Background(), d) }},
+	{"scope",
+		func() (context.Context, func()) { s := reqctx.New(context.Background()); return s, s.Cancel },
+		func(d time.Duration) (context.Context, func()) {
+			// Nothing else waits on the Scope: its timer starts when the transport registers.
+			s := reqctx.WithTimeout(context.Background(), d)
+			return s, s.Cancel
+		}},
+}
+
 func TestCancelMidBody(t *testing.T) {
-	release := make(chan struct{})
-	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
-		if _, err := readReq(br); err != nil {
-			return
-		}
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
-		<-release
-	})
-	defer close(release)
-	tr, _ := newTransport(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
-		t.Fatalf("read %q, %v", buf, err)
-	}
-	time.AfterFunc(30*time.Millisecond, cancel)
-	_, err = io.ReadAll(resp.Body)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	_ = resp.Body.Close()
-	if st := tr.Stats(strings.TrimPrefix(url, "http://")); st.Open != 0 {
-		t.Fatalf("stats %+v", st)
+	for _, k := range cancelKinds {
+		t.Run(k.name, func(t *testing.T) {
+			release := make(chan struct{})
+			url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+				if _, err := readReq(br); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
+				<-release
+			})
+			defer close(release)
+			tr, _ := newTransport(t, Options{})
+			ctx, cancel := k.cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+				t.Fatalf("read %q, %v", buf, err)
+			}
+			time.AfterFunc(30*time.Millisecond, cancel)
+			_, err = io.ReadAll(resp.Body)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			_ = resp.Body.Close()
+			if st := tr.Stats(strings.TrimPrefix(url, "http://")); st.Open != 0 {
+				t.Fatalf("canceled connection kept: %+v", st)
+			}
+		})
 	}
 }
 
 func TestCancelBeforeHeaders(t *testing.T) {
-	release := make(chan struct{})
-	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
-		_, _ = readReq(br)
-		<-release
-	})
-	defer close(release)
-	tr, _ := newTransport(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
-	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	for _, k := range cancelKinds {
+		t.Run(k.name, func(t *testing.T) {
+			release := make(chan struct{})
+			url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+				_, _ = readReq(br)
+				<-release
+			})
+			defer close(release)
+			tr, _ := newTransport(t, Options{})
+			ctx, cancel := k.deadline(50 * time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+			if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+			}
+		})
 	}
 }
 
