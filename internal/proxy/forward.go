@@ -32,8 +32,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		defer func() { sc.Interim = nil }()
 	} else {
 		tctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: earlyHints(w)})
-		if ok {
-			tctx = reqctx.Over(tctx, sc)
+		if sc := reqctx.Beneath(r.Context()); sc != nil {
+			tctx = reqctx.Over(tctx, sc) // contexts net/http derives register with sc, no goroutine
 		}
 		out = out.WithContext(tctx)
 	}

@@ -118,7 +118,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The key is taken from the client's request, before header edits, and travels to the
 		// attempts in the context (only for consistent_hash services).
 		if key := h.hashKey(r, info); own == nil || !own.Set(hashKeyCtx{}, key) {
-			ctx = context.WithValue(ctx, hashKeyCtx{}, key)
+			v := context.WithValue(ctx, hashKeyCtx{}, key)
+			if sc := reqctx.Beneath(ctx); sc != nil {
+				v = reqctx.Over(v, sc) // contexts derived from it register with sc, no goroutine
+			}
+			ctx = v
 		}
 	}
 	if ctx != r.Context() {

@@ -149,7 +149,7 @@ func (s *Scope) link(parent context.Context) {
 	// Done channel means nothing in between can cancel, so s is that Scope's child. The
 	// standard library would find no cancelCtx and no AfterFunc method through the value
 	// contexts and start a goroutine per child.
-	if p, ok := parent.Value(scopeKey{}).(*Scope); ok && p.Done() == done {
+	if p := Beneath(parent); p != nil {
 		s.adopt(p)
 		return
 	}
@@ -383,3 +383,20 @@ type over struct {
 }
 
 func (o over) AfterFunc(f func()) func() bool { return o.s.AfterFunc(f) }
+
+// Beneath returns the Scope ctx is, or the one under ctx when only value contexts lie between
+// them (nothing that could cancel on its own), else nil. Registering with that Scope is then the
+// same as registering with ctx, without the goroutine the standard library would start.
+func Beneath(ctx context.Context) *Scope {
+	switch c := ctx.(type) {
+	case *Scope:
+		return c
+	case over:
+		return c.s
+	}
+	s, ok := ctx.Value(scopeKey{}).(*Scope)
+	if !ok || ctx.Done() != s.Done() {
+		return nil
+	}
+	return s
+}

@@ -430,3 +430,25 @@ func TestOver(t *testing.T) {
 	s.Cancel()
 	waitClosed(t, child.Done(), "stdlib child under Over")
 }
+
+func TestBeneath(t *testing.T) {
+	s := New(context.Background())
+	defer s.Cancel()
+	if Beneath(s) != s {
+		t.Error("a Scope is not its own")
+	}
+	if Beneath(context.WithValue(context.WithValue(s, keyA{}, 1), keyB{}, 2)) != s {
+		t.Error("Scope under value contexts not found")
+	}
+	if Beneath(Over(context.WithValue(s, keyA{}, 1), s)) != s {
+		t.Error("Scope under Over not found")
+	}
+	mid, cancel := context.WithCancel(s)
+	defer cancel()
+	if Beneath(context.WithValue(mid, keyA{}, 1)) != nil {
+		t.Error("Scope found past a cancelable context")
+	}
+	if Beneath(context.Background()) != nil {
+		t.Error("Scope found where there is none")
+	}
+}

@@ -151,6 +151,7 @@ func TestNoContextGoroutinePerRequest(t *testing.T) {
 	}{
 		{"plain", `services: [{ name: s, targets: [{ url: "http://${S}" }] }]`, false},
 		{"consistent hash", `services: [{ name: s, balancer: consistent_hash, hash_on: "header:X-User", targets: [{ url: "http://${S}" }] }]`, false},
+		{"consistent hash, no timeout", `services: [{ name: s, balancer: consistent_hash, hash_on: "header:X-User", timeouts: { request: 0s }, targets: [{ url: "http://${S}" }] }]`, false},
 		{"https target", `services: [{ name: s, tls: { insecure_skip_verify: true }, targets: [{ url: "https://${S}" }] }]`, true},
 		{"h2 service", `services: [{ name: s, protocol: h2, tls: { insecure_skip_verify: true }, targets: [{ url: "https://${S}" }] }]`, true},
 		{"tracing", "tracing: { enabled: true, endpoint: \"http://127.0.0.1:1\", sample_ratio: 0 }\n" +

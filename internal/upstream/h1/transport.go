@@ -260,7 +260,7 @@ func replayable(req *http.Request) bool {
 // that nothing of a response arrived, as when the target had closed a keep-alive connection.
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, body []byte, chunked bool) (*http.Response, error, bool) {
 	var stop cancelHook
-	scope, _ := ctx.(*reqctx.Scope)
+	scope := reqctx.Beneath(ctx)
 	if scope != nil {
 		stop.scope = scope
 		stop.id, stop.ok = scope.OnCancel(c.abort)
@@ -363,26 +363,28 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 // maxInterim bounds the 1xx responses accepted before the final one.
 const maxInterim = 8
 
-// got1xx is where interim responses go: the Scope's Interim hook for a request whose context
-// is a Scope, else the client trace's Got1xxResponse, if any.
+// got1xx is where interim responses go: a client trace's Got1xxResponse (the nearest, most
+// specific hook), else the Interim hook of the request's Scope or of one above it.
 func got1xx(ctx context.Context, scope *reqctx.Scope) func(int, textproto.MIMEHeader) error {
-	if scope != nil {
-		if f := scope.InterimHook(); f != nil {
-			return f
-		}
-	}
-	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 		return trace.Got1xxResponse
+	}
+	if scope != nil {
+		return scope.InterimHook()
 	}
 	return nil
 }
 
-// interimTrace hands a request for the fallback Transport, which knows only client traces,
-// its Scope's Interim hook as one.
+// interimTrace hands a request for the fallback Transport, which knows only client traces, its
+// Scope's Interim hook as one (unless it has a trace for 1xx responses already).
 func interimTrace(req *http.Request) *http.Request {
-	if sc, ok := req.Context().(*reqctx.Scope); ok {
+	ctx := req.Context()
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		return req
+	}
+	if sc := reqctx.Beneath(ctx); sc != nil {
 		if f := sc.InterimHook(); f != nil {
-			return req.WithContext(reqctx.Over(httptrace.WithClientTrace(sc, &httptrace.ClientTrace{Got1xxResponse: f}), sc))
+			return req.WithContext(reqctx.Over(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: f}), sc))
 		}
 	}
 	return req
