@@ -67,10 +67,10 @@ type Scope struct {
 
 type kv struct{ key, val any }
 
-// InterimReader is implemented by an http.RoundTripper that, for a request whose context is a
-// Scope, passes interim responses to the Scope's Interim hook (and to an httptrace.ClientTrace
-// only otherwise). A caller that knows its transport reads Interim sets it instead of wrapping
-// the Scope in a client trace.
+// InterimReader is implemented by an http.RoundTripper that passes interim responses to the
+// Interim hook of the request's Scope (InterimHook) or to an httptrace.ClientTrace, whichever of
+// the two is nearer to the request's context. A caller that knows its transport reads Interim
+// sets it instead of wrapping the Scope in a client trace.
 type InterimReader interface {
 	ReadsScopeInterim()
 }
@@ -360,16 +360,17 @@ func (s *Scope) cancel(err error) {
 // String describes s for debugging, as the standard library's contexts do.
 func (s *Scope) String() string { return "reqctx.Scope" }
 
-// InterimHook returns the Interim hook of s or of the nearest Scope above it (a per-try or
-// deadline Scope made under the one the proxy set it on), or nil.
-func (s *Scope) InterimHook() func(code int, header textproto.MIMEHeader) error {
-	for c := s; c != nil; {
+// InterimHook returns the Interim hook of s or of the nearest Scope above it that s is
+// canceled with (a per-try or deadline Scope made under the one the proxy set it on), and the
+// Scope that holds it; nil when there is none. The walk does not cross a context that cancels on
+// its own or not at all (WithoutCancel): a hook beyond it belongs to another exchange.
+func (s *Scope) InterimHook() (hook func(code int, header textproto.MIMEHeader) error, holder *Scope) {
+	for c := s; c != nil; c = Beneath(c.parent) {
 		if c.Interim != nil {
-			return c.Interim
+			return c.Interim, c
 		}
-		c, _ = c.parent.Value(scopeKey{}).(*Scope)
 	}
-	return nil
+	return nil, nil
 }
 
 // Over returns ctx, a value context (or chain of them) directly over s, with s's AfterFunc
@@ -386,7 +387,9 @@ func (o over) AfterFunc(f func()) func() bool { return o.s.AfterFunc(f) }
 
 // Beneath returns the Scope ctx is, or the one under ctx when only value contexts lie between
 // them (nothing that could cancel on its own), else nil. Registering with that Scope is then the
-// same as registering with ctx, without the goroutine the standard library would start.
+// same as registering with ctx, without the goroutine the standard library would start. For a
+// value context it compares Done channels: the Scope's is made, and its deadline's timer
+// started, as by any caller of Done.
 func Beneath(ctx context.Context) *Scope {
 	switch c := ctx.(type) {
 	case *Scope:

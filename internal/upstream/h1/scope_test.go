@@ -176,3 +176,54 @@ func TestScopeInterimFoundAbove(t *testing.T) {
 		t.Fatalf("client trace above a Scope saw %v, want [103]", got)
 	}
 }
+
+// The nearer of a client trace and a Scope's Interim hook gets the 1xx, and only it: a hook on a
+// Scope over a trace wins; a trace over the Scope wins; on the fallback Transport too.
+func TestInterimNearestHookWins(t *testing.T) {
+	plain := earlyHintsServer(t)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</b.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		_, _ = io.WriteString(w, "tls ok")
+	}))
+	defer tlsSrv.Close()
+	std := tlsSrv.Client().Transport.(*http.Transport).Clone()
+	std.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // test server
+	tr, err := New(Options{Fallback: std})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	defer std.CloseIdleConnections()
+
+	for _, target := range []struct{ name, url string }{{"h1", plain}, {"fallback", tlsSrv.URL}} {
+		t.Run(target.name, func(t *testing.T) {
+			var trace, hook []int
+			connGot := 0
+			traced := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				Got1xxResponse: func(c int, _ textproto.MIMEHeader) error { trace = append(trace, c); return nil },
+				GotConn:        func(httptrace.GotConnInfo) { connGot++ },
+			})
+			sc := reqctx.WithTimeout(traced, time.Minute)
+			defer sc.Cancel()
+			sc.Interim = func(c int, _ textproto.MIMEHeader) error { hook = append(hook, c); return nil }
+			roundTripSeen(t, tr, sc, target.url)
+			if fmt.Sprint(hook) != "[103]" || len(trace) != 0 {
+				t.Fatalf("hook on a Scope over a trace: hook %v, trace %v; want the hook alone", hook, trace)
+			}
+			if target.name == "fallback" && connGot == 0 {
+				t.Error("the trace's other hooks were lost on the fallback")
+			}
+
+			// (httptrace composes the new trace with the one under the Scope: both see it.)
+			var top []int
+			hook = nil
+			over := httptrace.WithClientTrace(sc, &httptrace.ClientTrace{
+				Got1xxResponse: func(c int, _ textproto.MIMEHeader) error { top = append(top, c); return nil }})
+			roundTripSeen(t, tr, over, target.url)
+			if fmt.Sprint(top) != "[103]" || len(hook) != 0 {
+				t.Fatalf("trace over the Scope: trace %v, hook %v; want the trace alone", top, hook)
+			}
+		})
+	}
+}

@@ -325,7 +325,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 			break
 		}
 		// An interim response (103 Early Hints, a stray 100 Continue): the proxy forwards
-		// it to the client through its client trace; we wait for the final one.
+		// it to the client through its hook (got1xx); we wait for the final one.
 		if interim >= maxInterim {
 			return fail(errors.New("h1: too many 1xx responses"), false)
 		}
@@ -363,31 +363,71 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 // maxInterim bounds the 1xx responses accepted before the final one.
 const maxInterim = 8
 
-// got1xx is where interim responses go: a client trace's Got1xxResponse (the nearest, most
-// specific hook), else the Interim hook of the request's Scope or of one above it.
+// got1xx is where interim responses go: to the nearer of the request's client trace and the
+// Interim hook of its Scope (or of one above it), so that a hook set closer to the exchange
+// wins.
 func got1xx(ctx context.Context, scope *reqctx.Scope) func(int, textproto.MIMEHeader) error {
-	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-		return trace.Got1xxResponse
+	var trace func(int, textproto.MIMEHeader) error
+	if t := httptrace.ContextClientTrace(ctx); t != nil {
+		trace = t.Got1xxResponse
 	}
-	if scope != nil {
-		return scope.InterimHook()
+	if scope == nil {
+		return trace
 	}
-	return nil
+	hook, holder := scope.InterimHook()
+	if hook == nil || trace != nil && !traceBelow(ctx, holder) {
+		return trace
+	}
+	return hook
+}
+
+// traceBelow reports whether ctx's client trace, if any, is the one holder sees too: set at or
+// under holder, farther from the exchange than holder's hook.
+func traceBelow(ctx context.Context, holder *reqctx.Scope) bool {
+	return httptrace.ContextClientTrace(ctx) == httptrace.ContextClientTrace(holder)
 }
 
 // interimTrace hands a request for the fallback Transport, which knows only client traces, its
-// Scope's Interim hook as one (unless it has a trace for 1xx responses already).
+// Scope's Interim hook as one, when that hook is the nearer (a trace under the hook's Scope is
+// replaced by a copy with the hook, so that the fallback does not call both). A request over a Scope gets the Scope's
+// AfterFunc (Over), so that net/http's own derived context starts no goroutine.
 func interimTrace(req *http.Request) *http.Request {
 	ctx := req.Context()
-	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+	sc := reqctx.Beneath(ctx)
+	if sc == nil {
 		return req
 	}
-	if sc := reqctx.Beneath(ctx); sc != nil {
-		if f := sc.InterimHook(); f != nil {
-			return req.WithContext(reqctx.Over(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: f}), sc))
+	hook, holder := sc.InterimHook()
+	old := httptrace.ContextClientTrace(ctx)
+	switch {
+	case hook != nil && (old == nil || traceBelow(ctx, holder)):
+		nt := &httptrace.ClientTrace{Got1xxResponse: hook}
+		if old != nil {
+			// The old trace's other hooks stay; only its 1xx hook gives way to the nearer one.
+			copied := *old
+			copied.Got1xxResponse = hook
+			nt, ctx = &copied, hideTrace{ctx, old}
 		}
+		ctx = httptrace.WithClientTrace(ctx, nt)
+	case ctx == context.Context(sc):
+		return req // the standard library finds a Scope's AfterFunc by itself
 	}
-	return req
+	return req.WithContext(reqctx.Over(ctx, sc))
+}
+
+// hideTrace hides a client trace from httptrace.WithClientTrace, which would otherwise call
+// its hooks as well as those of the copy that replaces it.
+type hideTrace struct {
+	context.Context
+	trace *httptrace.ClientTrace
+}
+
+func (h hideTrace) Value(key any) any {
+	v := h.Context.Value(key)
+	if t, ok := v.(*httptrace.ClientTrace); ok && t == h.trace {
+		return nil
+	}
+	return v
 }
 
 // ReadsScopeInterim marks the Transport as one that passes interim responses to
