@@ -25,13 +25,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	// request's Scope for a transport that reads it there, else through a client trace.
 	out := new(http.Request)
 	*out = *r
+	hints := &earlyHints{w: w}
 	if sc, ok := r.Context().(*reqctx.Scope); ok && h.scopeInterim && sc.Interim == nil {
-		sc.Interim = earlyHints(w)
+		sc.Interim = hints.forward
 		// The Scope may be the request's own, which outlives this exchange: nothing after it
 		// may write 1xx responses to w.
 		defer func() { sc.Interim = nil }()
 	} else {
-		tctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: earlyHints(w)})
+		tctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: hints.forward})
 		if sc := reqctx.Beneath(r.Context()); sc != nil {
 			tctx = reqctx.Over(tctx, sc) // contexts net/http derives register with sc, no goroutine
 		}
@@ -54,6 +55,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 
 	key, _ := r.Context().Value(hashKeyCtx{}).(string)
 	resp, err := h.o.Upstream.Run(out, key, h.sendFn)
+	hints.close() // the final response is chosen: a late 1xx (an abandoned attempt's) is dropped
 	if err != nil {
 		h.handleError(w, r, err)
 		return
@@ -154,38 +156,48 @@ func isEventStream(h http.Header) bool {
 	return base == "text/event-stream"
 }
 
-// earlyHints returns the hook that forwards 1xx responses (103 Early Hints) from the upstream
-// to the client. net/http's Transport calls it from its connection's read loop: an attempt
-// abandoned at its per-try timeout may still deliver one while the next attempt does, hence
-// the lock.
-func earlyHints(w http.ResponseWriter) func(code int, header textproto.MIMEHeader) error {
-	var mu sync.Mutex
-	return func(code int, header textproto.MIMEHeader) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if code == http.StatusContinue {
-			return nil // answered to the gateway's Expect, not the client's
-		}
-		// The interim fields go out with the 1xx only: what the final response already had
-		// under the same names is put back afterwards.
-		h := w.Header()
-		saved := map[string][]string{}
-		for k, vv := range header {
-			if old, ok := h[k]; ok {
-				saved[k] = old
-			}
-			h[k] = append([]string(nil), vv...)
-		}
-		w.WriteHeader(code)
-		for k := range header {
-			if old, ok := saved[k]; ok {
-				h[k] = old
-			} else {
-				delete(h, k)
-			}
-		}
-		return nil
+// earlyHints forwards 1xx responses (103 Early Hints) from the upstream to the client until
+// the final response is chosen. net/http's Transport calls forward from its connection's read
+// loop: an attempt abandoned at its per-try timeout may still deliver one while the next attempt
+// does, or after the exchange is over, hence the lock and closed.
+type earlyHints struct {
+	mu     sync.Mutex
+	w      http.ResponseWriter
+	closed bool
+}
+
+func (e *earlyHints) forward(code int, header textproto.MIMEHeader) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || code == http.StatusContinue {
+		return nil // too late, or answered to the gateway's Expect, not the client's
 	}
+	// The interim fields go out with the 1xx only: what the final response already had under
+	// the same names is put back afterwards.
+	h := e.w.Header()
+	saved := map[string][]string{}
+	for k, vv := range header {
+		if old, ok := h[k]; ok {
+			saved[k] = old
+		}
+		h[k] = append([]string(nil), vv...)
+	}
+	e.w.WriteHeader(code)
+	for k := range header {
+		if old, ok := saved[k]; ok {
+			h[k] = old
+		} else {
+			delete(h, k)
+		}
+	}
+	return nil
+}
+
+// close stops forwarding: the final response (or the gateway's error) is next.
+func (e *earlyHints) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
 }
 
 // hopByHop are the fields that describe one connection, never forwarded (RFC 9110 §7.6.1).
