@@ -10,9 +10,12 @@
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor) KEEP_TMP (0) RESULTS_DIR (bench/results)
+#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor, gatehouse_b, gatehouse_b1p)
+#              KEEP_TMP (0) RESULTS_DIR (bench/results)
 #              BASELINE_ARGS (extra flags for bench/baseline, e.g. "-buffer-pool" for pooled copy buffers)
 #              GATEHOUSE_BIN (use this gatehouse binary instead of building ./cmd/gatehouse)
+#              GATEHOUSE_B_BIN (a second gatehouse binary, run as proxy "gatehouse_b" with the same
+#              config, and "gatehouse_b1p" on one core: A/B of two builds in one interleaved run)
 #              ROUTE (plain: one bare /** route; realistic: the route also checks an HS256 JWT and a
 #              memory rate limit that never denies, with metrics and the access log on)
 set -euo pipefail
@@ -60,7 +63,12 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor) ;; *) die "unknown proxy in PROXIES: $p" ;; esac
+	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor) ;;
+	gatehouse_b | gatehouse_b1p)
+		[[ -x ${GATEHOUSE_B_BIN:-} ]] || die "PROXIES has $p: set GATEHOUSE_B_BIN to the second gatehouse binary"
+		;;
+	*) die "unknown proxy in PROXIES: $p" ;;
+	esac
 done
 
 clk_tck=$(getconf CLK_TCK)
@@ -119,6 +127,10 @@ elif ! (gatehouse_build "$tmp/gatehouse"); then
 	# In a subshell, so a failed build only skips gatehouse instead of ending the run.
 	failed[gatehouse]="build failed: $(tr '\n' ' ' <"$tmp/gatehouse.build.log")"
 fi
+if [[ " $PROXIES " == *" gatehouse_b"* ]]; then
+	cp "$GATEHOUSE_B_BIN" "$tmp/gatehouse_b"
+	log "gatehouse_b: using $GATEHOUSE_B_BIN"
+fi
 
 # With ROUTE=realistic every request carries a JWT (to every proxy alike; only Gatehouse checks
 # it), signed with a throw-away secret that Gatehouse reads from the environment.
@@ -155,7 +167,7 @@ start_proxy() {
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
 		;;
-	gatehouse | gatehouse1p)
+	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p)
 		local dir="$tmp/$name.d"
 		mkdir -p "$dir"
 		gatehouse_plain_yaml "$p" "$backend_url" "$dir/access.log" >"$dir/gatehouse.yaml"
@@ -173,8 +185,10 @@ EOF
 		fi
 		# gatehouse1p: the same gateway on one core (GOMAXPROCS=1), as nginx runs one worker.
 		local procs=${GOMAXPROCS:-}
-		[[ $name == gatehouse1p ]] && procs=1
-		GOMAXPROCS=$procs "$tmp/gatehouse" run -c "$dir/gatehouse.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+		[[ $name == *1p ]] && procs=1
+		local bin="$tmp/gatehouse"
+		[[ $name == gatehouse_b* ]] && bin="$tmp/gatehouse_b"
+		GOMAXPROCS=$procs "$bin" run -c "$dir/gatehouse.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
 		;;
@@ -186,7 +200,7 @@ proxy_log() {
 	case "$1" in
 	nginx) tail -n 5 "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
-	gatehouse | gatehouse1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
+	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
 	floor) tail -n 5 "$tmp/floor.log" 2>/dev/null ;;
 	esac
 }
@@ -323,14 +337,14 @@ col_rps=8 col_p99=9 col_cpu=11 col_bcpu=13 col_ratio=14 col_serr=17 col_non2xx=1
 report=$(
 	printf 'Gatehouse benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), ROUTE=%s, median (min–max)\n' \
 		"$(date '+%Y-%m-%d %H:%M %Z')" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$ROUTE"
-	printf '%-11s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6s\n' proxy "req/s" "p99 ms" "proxy CPU us/req" \
+	printf '%-13s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6s\n' proxy "req/s" "p99 ms" "proxy CPU us/req" \
 		"backend CPU us/req" "proxy/backend CPU" "req/s÷ng" "CPU÷ng" "ratio÷ng" errors
 	read -r ng_rps _ _ <<<"$(stats nginx $col_rps)"
 	read -r ng_cpu _ _ <<<"$(stats nginx $col_cpu)"
 	read -r ng_ratio _ _ <<<"$(stats nginx $col_ratio)"
 	for name in "${proxies[@]}"; do
 		if ! awk -F, -v p="$name" 'NR > 1 && $3 == p { found = 1 } END { exit !found }' "$csv"; then
-			printf '%-11s %s\n' "$name" "no data: ${failed[$name]:-not run}"
+			printf '%-13s %s\n' "$name" "no data: ${failed[$name]:-not run}"
 			continue
 		fi
 		read -r rm rlo rhi <<<"$(stats "$name" $col_rps)"
@@ -345,7 +359,7 @@ report=$(
 			-v nq="${ng_ratio:-nan}" -v errs="$errs" -v partial="${failed[$name]:+ (stopped early)}" '
 			function rel(a, b) { return (b + 0 > 0) ? sprintf("%.2fx", a / b) : "n/a" }
 			BEGIN {
-				printf "%-11s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6d%s\n", name,
+				printf "%-13s %-26s %-22s %-24s %-24s %-22s %9s %9s %9s %6d%s\n", name,
 					sprintf("%.0f (%.0f–%.0f)", rm, rlo, rhi),
 					sprintf("%.2f (%.2f–%.2f)", lm, llo, lhi),
 					sprintf("%.1f (%.1f–%.1f)", cm, clo, chi),
