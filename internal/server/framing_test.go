@@ -161,35 +161,15 @@ func TestFramingGuardLargeHead(t *testing.T) {
 // cannedBackend answers each request with the raw response registered for its path (the path
 // of the request line), then keeps the connection open for the next request.
 func cannedBackend(t *testing.T, answers map[string]string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if _, err := io.WriteString(c, answers[req.URL.Path]); err != nil {
-						return
-					}
-				}
-			}()
+	return serveConns(t, func(c net.Conn, br *bufio.Reader) error {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return err
 		}
-	}()
-	return ln.Addr().String()
+		_, _ = io.Copy(io.Discard, req.Body)
+		_, err = io.WriteString(c, answers[req.URL.Path])
+		return err
+	})
 }
 
 // TestUpstreamResponseFraming sends backend responses framed every which way through the real

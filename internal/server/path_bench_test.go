@@ -30,13 +30,25 @@ const benchJWTSecret = "path-bench-secret-0123456789abcdef"
 // rawBackend answers every request with "HTTP/1.1 200 OK" and a 2-byte body, without
 // allocating per request. It reads heads only (requests carry no body).
 func rawBackend(tb testing.TB) string {
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+	return serveConns(tb, func(c net.Conn, br *bufio.Reader) error {
+		if err := skipHead(br); err != nil {
+			return err
+		}
+		_, err := c.Write(resp)
+		return err
+	})
+}
+
+// serveConns listens on a loopback port and, on each connection, calls exchange (one request
+// and its response) until it fails; it returns the address.
+func serveConns(tb testing.TB, exchange func(c net.Conn, br *bufio.Reader) error) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ln.Close() })
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -46,13 +58,7 @@ func rawBackend(tb testing.TB) string {
 			go func() {
 				defer c.Close()
 				br := bufio.NewReader(c)
-				for {
-					if err := skipHead(br); err != nil {
-						return
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
+				for exchange(c, br) == nil {
 				}
 			}()
 		}

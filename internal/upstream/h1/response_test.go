@@ -1278,14 +1278,7 @@ func FuzzResponseHead(f *testing.F) {
 		if std.StatusCode != r.StatusCode || std.Status != r.Status || std.Proto != r.Proto || std.ProtoMinor != r.ProtoMinor {
 			t.Fatalf("status %q %q, net/http %q %q", r.Proto, r.Status, std.Proto, std.Status)
 		}
-		keys := map[string]bool{}
-		for k := range r.Header {
-			keys[k] = true
-		}
-		for k := range std.Header {
-			keys[k] = true
-		}
-		for k := range keys {
+		for k := range keyUnion(r.Header, std.Header) {
 			if framingFields[k] {
 				continue
 			}
@@ -1323,16 +1316,7 @@ func FuzzResponseHead(f *testing.F) {
 		if !bytes.Equal(body, stdBody) {
 			t.Fatalf("body %q, net/http %q", body, stdBody)
 		}
-		for k := range keys {
-			delete(keys, k)
-		}
-		for k := range r.Trailer {
-			keys[k] = true
-		}
-		for k := range std.Trailer {
-			keys[k] = true
-		}
-		for k := range keys {
+		for k := range keyUnion(r.Trailer, std.Trailer) {
 			if droppedTrailers[k] {
 				if len(r.Trailer[k]) > 0 {
 					t.Fatalf("trailer field %s kept: %q", k, r.Trailer[k])
@@ -1368,4 +1352,16 @@ func TestObsFoldTrimsBothSides(t *testing.T) {
 			t.Errorf("fold %q read as %q, want %q", in, got, want)
 		}
 	}
+}
+
+// keyUnion is the set of field names in a or b.
+func keyUnion(a, b http.Header) map[string]bool {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return keys
 }

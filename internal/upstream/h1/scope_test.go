@@ -86,24 +86,32 @@ func TestScopeInterim(t *testing.T) {
 	}
 }
 
-// Requests the fallback Transport sends (here an https target) still pass their interim
-// responses to the Scope's hook, through a client trace made for them.
-func TestScopeInterimThroughFallback(t *testing.T) {
+// fallbackEarlyHints starts an https target that sends a 103 (Link </b.css>) before "tls ok",
+// and a Transport whose fallback (the stdlib Transport, which https targets go to) trusts it.
+func fallbackEarlyHints(t *testing.T) (*Transport, string) {
+	t.Helper()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</b.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
 		_, _ = io.WriteString(w, "tls ok")
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	std := srv.Client().Transport.(*http.Transport).Clone()
 	std.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // test server
 	tr, err := New(Options{Fallback: std})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.CloseIdleConnections()
-	defer std.CloseIdleConnections()
+	t.Cleanup(std.CloseIdleConnections)
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr, srv.URL
+}
+
+// Requests the fallback Transport sends (here an https target) still pass their interim
+// responses to the Scope's hook, through a client trace made for them.
+func TestScopeInterimThroughFallback(t *testing.T) {
+	tr, url := fallbackEarlyHints(t)
 	var got []int
 	sc := reqctx.New(context.Background())
 	defer sc.Cancel()
@@ -114,7 +122,7 @@ func TestScopeInterimThroughFallback(t *testing.T) {
 		got = append(got, code)
 		return nil
 	}
-	req, _ := http.NewRequestWithContext(sc, "GET", srv.URL+"/", nil)
+	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -181,22 +189,9 @@ func TestScopeInterimFoundAbove(t *testing.T) {
 // Scope over a trace wins; a trace over the Scope wins; on the fallback Transport too.
 func TestInterimNearestHookWins(t *testing.T) {
 	plain := earlyHintsServer(t)
-	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Link", "</b.css>; rel=preload")
-		w.WriteHeader(http.StatusEarlyHints)
-		_, _ = io.WriteString(w, "tls ok")
-	}))
-	defer tlsSrv.Close()
-	std := tlsSrv.Client().Transport.(*http.Transport).Clone()
-	std.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // test server
-	tr, err := New(Options{Fallback: std})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.CloseIdleConnections()
-	defer std.CloseIdleConnections()
+	tr, tlsURL := fallbackEarlyHints(t)
 
-	for _, target := range []struct{ name, url string }{{"h1", plain}, {"fallback", tlsSrv.URL}} {
+	for _, target := range []struct{ name, url string }{{"h1", plain}, {"fallback", tlsURL}} {
 		t.Run(target.name, func(t *testing.T) {
 			var trace, hook []int
 			connGot := 0
