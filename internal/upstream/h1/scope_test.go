@@ -66,15 +66,8 @@ func TestScopeInterim(t *testing.T) {
 		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
 		return nil
 	}
-	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != 200 || string(b) != "ok" || len(got) != 1 || got[0] != "103 </a.css>; rel=preload" {
-		t.Fatalf("response %d %q, interim seen %q", resp.StatusCode, b, got)
+	if code, b := roundTripSeen(t, tr, sc, url); code != 200 || b != "ok" || len(got) != 1 || got[0] != "103 </a.css>; rel=preload" {
+		t.Fatalf("response %d %q, interim seen %q", code, b, got)
 	}
 	// An error from the hook aborts the exchange.
 	sc2 := reqctx.New(context.Background())
@@ -122,14 +115,7 @@ func TestScopeInterimThroughFallback(t *testing.T) {
 		got = append(got, code)
 		return nil
 	}
-	req, _ := http.NewRequestWithContext(sc, "GET", url+"/", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if string(b) != "tls ok" || fmt.Sprint(got) != "[103]" {
+	if _, b := roundTripSeen(t, tr, sc, url); b != "tls ok" || fmt.Sprint(got) != "[103]" {
 		t.Fatalf("body %q, interim %v", b, got)
 	}
 }
@@ -145,15 +131,17 @@ func earlyHintsServer(t *testing.T) string {
 	})
 }
 
-func roundTripSeen(t *testing.T, tr *Transport, ctx context.Context, url string) {
+// roundTripSeen sends GET url/ with ctx and returns the status and body.
+func roundTripSeen(t *testing.T, tr *Transport, ctx context.Context, url string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.ReadAll(resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	return resp.StatusCode, string(b)
 }
 
 // Interim hooks are found where the layers put them: on a Scope above the one the request
