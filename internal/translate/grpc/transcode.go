@@ -371,7 +371,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := h.o.Upstream.Do(ctx, out)
 	if err != nil {
-		h.upstreamError(w, r, err)
+		h.upstreamError(w, r, ctx, err)
 		return
 	}
 	defer resp.Body.Close()
@@ -379,10 +379,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.UpstreamDuration = time.Since(info.UpstreamStart)
 	}
 	if b.method.IsStreamingServer() {
-		h.stream(w, r, b, resp, t.types)
+		h.stream(w, r, ctx, b, resp, t.types)
 		return
 	}
-	h.unary(w, r, b, resp, t.types)
+	h.unary(w, r, ctx, b, resp, t.types)
 }
 
 // find picks the binding for the request; status is 404 or 405 when there is none.
@@ -489,7 +489,7 @@ func marshalField(mo protojson.MarshalOptions, m *dynamicpb.Message, f protorefl
 	return obj[name], nil
 }
 
-func (h *Handler) unary(w http.ResponseWriter, r *http.Request, b *binding, resp *http.Response, types *dynamicpb.Types) {
+func (h *Handler) unary(w http.ResponseWriter, r *http.Request, ctx context.Context, b *binding, resp *http.Response, types *dynamicpb.Types) {
 	var msg []byte
 	var err error
 	if resp.StatusCode == http.StatusOK {
@@ -502,7 +502,7 @@ func (h *Handler) unary(w http.ResponseWriter, r *http.Request, b *binding, resp
 		}
 	}
 	if err != nil {
-		h.streamFailure(w, r, err)
+		h.streamFailure(w, r, ctx, err)
 		return
 	}
 	st := statusOf(resp)
@@ -534,7 +534,7 @@ func (h *Handler) unary(w http.ResponseWriter, r *http.Request, b *binding, resp
 // stream writes a server stream as newline-delimited JSON, one message per line, flushed as
 // they arrive. An error before the first message is an ordinary error response; after it, the
 // last line is {"error": {...}} (the HTTP status is already sent).
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, b *binding, resp *http.Response, types *dynamicpb.Types) {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, ctx context.Context, b *binding, resp *http.Response, types *dynamicpb.Types) {
 	rc := http.NewResponseController(w)
 	started := false
 	start := func() {
@@ -564,7 +564,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, b *binding, res
 				if r.Context().Err() == nil {
 					h.o.Logger.Warn("grpc stream failed", "route", h.o.Route, "method", b.path, "error", err.Error())
 				}
-				fail(failureStatus(r, err))
+				fail(failureStatus(r, ctx, err))
 				return
 			}
 			m := dynamicpb.NewMessage(b.method.Output())
@@ -591,10 +591,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, b *binding, res
 	start()
 }
 
-// failureStatus classifies an error while reading the upstream response.
-func failureStatus(r *http.Request, err error) Status {
+// failureStatus classifies an error while reading the upstream response; ctx is the call's
+// context (the request's, with the call deadline).
+func failureStatus(r *http.Request, ctx context.Context, err error) Status {
 	switch {
-	case errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err):
+	case timedOut(ctx, err):
 		return Status{Code: wire.DeadlineExceeded, Message: "the gRPC service did not answer in time"}
 	case r.Context().Err() != nil || errors.Is(err, context.Canceled):
 		return Status{Code: wire.Canceled, Message: "the request was canceled"}
@@ -604,8 +605,8 @@ func failureStatus(r *http.Request, err error) Status {
 	return Status{Code: wire.Unavailable, Message: "the gRPC service failed to answer"}
 }
 
-func (h *Handler) streamFailure(w http.ResponseWriter, r *http.Request, err error) {
-	st := failureStatus(r, err)
+func (h *Handler) streamFailure(w http.ResponseWriter, r *http.Request, ctx context.Context, err error) {
+	st := failureStatus(r, ctx, err)
 	if st.Code != wire.Canceled {
 		h.o.Logger.Warn("grpc upstream error", "route", h.o.Route, "error", err.Error())
 	}
@@ -630,9 +631,21 @@ func (h *Handler) writeStatus(w http.ResponseWriter, r *http.Request, st Status)
 	httpx.WriteError(w, r, st.Code.HTTPStatus(), st.Code.String(), msg)
 }
 
+// timedOut reports whether a failed call ran out of time: the error says so, or the call's
+// deadline has passed. The gRPC server is sent that deadline too, and when its own expiry
+// wins the race it may reset the stream instead of answering, which the transport reports
+// as a plain stream error; the call still timed out.
+func timedOut(ctx context.Context, err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // upstreamError answers a call that got no response (breaker open, no healthy target,
 // transport error, deadline).
-func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, ctx context.Context, err error) {
 	var open *upstream.OpenError
 	switch {
 	case errors.As(err, &open):
@@ -646,7 +659,7 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 			info.ErrorCode = "client_closed_request"
 		}
 		w.WriteHeader(499)
-	case errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err):
+	case timedOut(ctx, err):
 		httpx.WriteError(w, r, http.StatusGatewayTimeout, httpx.CodeGatewayTimeout, "the upstream service did not respond in time")
 	default:
 		h.o.Logger.Warn("grpc upstream error", "route", h.o.Route, "error", err.Error())
