@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // LimitListener wraps ln so that at most maxConns connections are open in total and at most
@@ -99,6 +100,15 @@ func (c *limitConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return errors.ErrUnsupported
+}
+
+// SyscallConn reaches the socket, so raw reads and writes (internal/sockio) work through the
+// limit: the wrapper changes only Close.
+func (c *limitConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 func peerIP(c net.Conn) netip.Addr {

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/reqctx"
+	"github.com/gatehouse/gatehouse/internal/sockio"
 	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
@@ -314,6 +315,7 @@ func (s *Server) closeIdle() int {
 type conn struct {
 	srv    *Server
 	rwc    net.Conn
+	sio    sockio.Conn // rwc's reads and writes (raw system calls on a socket)
 	remote string
 	ctx    context.Context
 	state  atomic.Int32
@@ -390,8 +392,9 @@ func (c *conn) serve() {
 		delete(c.srv.conns, c)
 		c.srv.mu.Unlock()
 	}()
+	c.sio.Init(c.rwc)
 	c.br = getReader(connReader{c})
-	c.bw = getWriter(c.rwc)
+	c.bw = getWriter(&c.sio)
 	first := true
 	for {
 		if !c.awaitRequest(first) {
@@ -816,5 +819,5 @@ func (cr connReader) Read(p []byte) (int, error) {
 	if gone {
 		return 0, io.EOF
 	}
-	return c.rwc.Read(p)
+	return c.sio.Read(p)
 }

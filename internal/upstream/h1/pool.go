@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/sockio"
 )
 
 // pool holds one target's connections: a LIFO stack of idle ones (the most recently used on
@@ -33,6 +35,7 @@ type pool struct {
 type conn struct {
 	p      *pool
 	nc     net.Conn
+	sio    sockio.Conn // nc's reads and writes (raw system calls on a socket)
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	abort  func() // closes nc; bound once so a request's AfterFunc does not allocate it
@@ -60,7 +63,7 @@ func (c *conn) Read(p []byte) (int, error) {
 			p = p[:c.headBudget]
 		}
 	}
-	n, err := c.nc.Read(p)
+	n, err := c.sio.Read(p)
 	c.nread += int64(n)
 	if c.headBudget > 0 {
 		c.headBudget -= n
@@ -152,8 +155,9 @@ func (t *Transport) getConn(ctx context.Context, p *pool, fresh bool) (*conn, er
 		return nil, err
 	}
 	c := &conn{p: p, nc: nc, headBudget: -1}
+	c.sio.Init(nc)
 	c.br = bufio.NewReaderSize(c, 4<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(&c.sio, 4<<10)
 	c.abort = func() { _ = nc.Close() }
 	return c, nil
 }
