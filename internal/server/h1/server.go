@@ -20,6 +20,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -441,12 +442,17 @@ func (c *conn) awaitRequest(first bool) bool {
 func (c *conn) serveRequest() bool {
 	s := c.srv
 	start := time.Now()
-	// Every head gets its own deadline: the previous request's (or none, after the background
-	// read) must not apply to a pipelined head that is still arriving.
-	if d := s.headTimeout(); d > 0 {
-		_ = c.rwc.SetReadDeadline(start.Add(d))
-	} else {
-		_ = c.rwc.SetReadDeadline(time.Time{})
+	// Every head that must still be read gets its own deadline: the previous request's (or
+	// none, after the background read) must not apply to a pipelined head that is still
+	// arriving. A head already buffered whole needs no read, so no deadline: each deadline
+	// change is a runtime timer operation, which can wake another thread to watch the timer.
+	headBuffered := c.headBuffered()
+	if !headBuffered {
+		if d := s.headTimeout(); d > 0 {
+			_ = c.rwc.SetReadDeadline(start.Add(d))
+		} else {
+			_ = c.rwc.SetReadDeadline(time.Time{})
+		}
 	}
 	var err error
 	c.head, err = readHead(c.br, c.head, s.maxHead())
@@ -470,10 +476,15 @@ func (c *conn) serveRequest() bool {
 		c.refuse(req, rerr)
 		return false
 	}
+	// A body is read under the read timeout (or none). A request without one that was
+	// buffered whole reads nothing more: whatever deadline the connection has (the idle one)
+	// cannot fire on a read of this request, and the background read clears it first.
+	_, hasBody := req.Body.(*body)
 	switch {
+	case headBuffered && !hasBody:
 	case s.ReadTimeout > 0:
 		_ = c.rwc.SetReadDeadline(start.Add(s.ReadTimeout))
-	case s.ReadHeaderTimeout > 0:
+	case s.ReadHeaderTimeout > 0 || headBuffered:
 		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
 	if s.WriteTimeout > 0 {
@@ -545,6 +556,15 @@ func (c *conn) serveRequest() bool {
 	}
 	return !w.closeAfter && !c.goneNow()
 }
+
+// headBuffered reports whether the buffer holds a whole request head (readHead will not read).
+// A head after empty lines is left to readHead's slow path.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return len(b) > 0 && b[0] != '\r' && b[0] != '\n' && bytes.Contains(b, headEnd)
+}
+
+var headEnd = []byte("\r\n\r\n")
 
 // drain reads and discards what the handler left of the request body (up to drainLimit) so
 // the connection can serve the next request. It reports whether the body was read to its end.

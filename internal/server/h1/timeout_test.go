@@ -324,3 +324,74 @@ func TestWriteTimeoutPerRequest(t *testing.T) {
 		time.Sleep(wt) // past the previous request's deadline
 	}
 }
+
+// TestIdleDeadlineLeftDuringRequest: a request buffered whole gets no deadline of its own, so
+// the connection's idle deadline is still set while it runs. A handler running past it, with
+// or without a pipelined request behind it, is answered and the connection serves on; a body
+// that arrives after the idle timeout (with no read timeout) is still read.
+func TestIdleDeadlineLeftDuringRequest(t *testing.T) {
+	t.Parallel()
+	const idle = 100 * time.Millisecond
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * idle)
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusRequestTimeout)
+			return
+		}
+		_, _ = w.Write(append([]byte(r.URL.Path), b...))
+	}, func(s *Server) {
+		s.IdleTimeout = idle
+		s.ReadHeaderTimeout = 5 * time.Second
+	})
+
+	t.Run("slow handler", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		for _, path := range []string{"/slow", "/next"} {
+			c.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+			if r := c.read("GET"); r.StatusCode != 200 || r.body != path || r.Close {
+				t.Fatalf("%s: %d %q close=%v", path, r.StatusCode, r.body, r.Close)
+			}
+		}
+	})
+	t.Run("pipelined behind a slow handler", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+		for _, path := range []string{"/slow", "/next"} {
+			if r := c.read("GET"); r.StatusCode != 200 || r.body != path {
+				t.Fatalf("%s: %d %q", path, r.StatusCode, r.body)
+			}
+		}
+		c.expectOpen()
+	})
+	t.Run("late body", func(t *testing.T) {
+		t.Parallel()
+		// Only the idle timeout: the head and body have no deadline at all.
+		ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				w.WriteHeader(http.StatusRequestTimeout)
+				return
+			}
+			_, _ = w.Write(append([]byte(r.URL.Path), b...))
+		}, func(s *Server) { s.IdleTimeout = idle })
+		c := dial(t, ts.addr)
+		c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
+		time.Sleep(3 * idle)
+		c.send("body")
+		if r := c.read("POST"); r.StatusCode != 200 || r.body != "/echobody" {
+			t.Fatalf("%d %q", r.StatusCode, r.body)
+		}
+	})
+	t.Run("idle after the request", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, ts.addr)
+		begin := time.Now()
+		c.expectOpen()
+		closedWithin(t, c, begin, idle)
+	})
+}
