@@ -26,3 +26,12 @@ func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 	return int(n), 0
 }
+
+// sysPeek peeks at one byte without waiting: EAGAIN when there is nothing to read, 0 when
+// there is data or the peer closed.
+func sysPeek(fd uintptr) syscall.Errno {
+	var b [1]byte
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno
+}

@@ -24,6 +24,15 @@ func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	return n, 0
 }
 
+func sysPeek(fd uintptr) syscall.Errno {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err != nil {
+		return errnoOf(err)
+	}
+	return 0
+}
+
 func errnoOf(err error) syscall.Errno {
 	if errno, ok := err.(syscall.Errno); ok {
 		return errno

@@ -37,6 +37,7 @@ type Conn struct {
 	rd, wr  op
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
+	peekFn  func(uintptr) bool
 }
 
 // op is the state of the read or the write in progress, filled in by the RawConn callback.
@@ -67,6 +68,7 @@ func (c *Conn) Init(nc net.Conn) {
 	c.rc = rc
 	c.readFn = c.doRead
 	c.writeFn = c.doWrite
+	c.peekFn = c.doPeek
 }
 
 // Raw reports whether c bypasses nc's Read and Write.
@@ -113,6 +115,30 @@ func (c *Conn) doRead(fd uintptr) bool {
 		}
 		c.rd.errno = errno
 		return true
+	}
+}
+
+// Quiet reports whether the connection is open with nothing to read, by a peek that does not
+// wait: an idle keep-alive connection that the peer closed (EOF), that holds bytes nobody asked
+// for, or that failed reports false. Where the socket cannot be peeked it reports true. It
+// must not run concurrently with Read.
+func (c *Conn) Quiet() bool {
+	if c.rc == nil {
+		return true
+	}
+	c.rd = op{}
+	if err := c.rc.Read(c.peekFn); err != nil {
+		return false
+	}
+	return c.rd.errno == syscall.EAGAIN
+}
+
+func (c *Conn) doPeek(fd uintptr) bool {
+	for {
+		c.rd.errno = sysPeek(fd)
+		if c.rd.errno != syscall.EINTR {
+			return true // never wait for readiness
+		}
 	}
 }
 

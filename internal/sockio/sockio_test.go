@@ -292,3 +292,45 @@ func BenchmarkPingPong(b *testing.B) {
 		})
 	}
 }
+
+// TestQuiet: an open connection with nothing to read is quiet; unread bytes (which stay
+// readable), the peer's close and a closed connection are not. A pipe cannot be peeked.
+func TestQuiet(t *testing.T) {
+	a, b := tcpPair(t)
+	ca := wrap(a)
+	if !ca.Quiet() {
+		t.Fatal("an idle connection is not quiet")
+	}
+	if _, err := b.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !ca.Quiet() }, "unsolicited bytes")
+	buf := make([]byte, 1)
+	if n, err := ca.Read(buf); n != 1 || err != nil || buf[0] != 'x' {
+		t.Fatalf("the peeked byte was consumed: %d %v %q", n, err, buf)
+	}
+	if !ca.Quiet() {
+		t.Error("not quiet after reading the byte")
+	}
+	_ = b.Close()
+	waitFor(t, func() bool { return !ca.Quiet() }, "the peer's close")
+	_ = a.Close()
+	if ca.Quiet() {
+		t.Error("a closed connection is quiet")
+	}
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	if !wrap(p1).Quiet() {
+		t.Error("a pipe (no peek) is not reported quiet")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not seen: %s", what)
+		}
+	}
+}

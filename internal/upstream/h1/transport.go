@@ -181,7 +181,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.reused && needsCheck(c, replay) && !connAlive(c.nc) {
+		if c.reused && needsCheck(c, replay) && !c.sio.Quiet() {
 			// The target closed it, or sent something unasked (a body after the head of a
 			// HEAD/204/304 response), while it sat idle: bytes waiting there would be read as
 			// this request's response. Try the next one.
