@@ -1,4 +1,4 @@
-//go:build linux && !race
+//go:build linux && !race && !msan && !asan && !386
 
 package sockio
 
@@ -9,10 +9,15 @@ import (
 
 const raw = true
 
-// sysRead and sysWrite are read(2) and write(2) without the scheduler's system call
-// bookkeeping; the socket is non-blocking, so neither can block.
+// sysRead and sysWrite are recv(2) and send(2) without the scheduler's system call
+// bookkeeping. MSG_DONTWAIT makes each call non-blocking whatever the socket's mode: O_NONBLOCK
+// belongs to the open file description, which a duplicate shares (TCPConn.File followed by
+// Fd puts the original socket in blocking mode), and a raw call that blocked would hold its P
+// and stall every stop-the-world. MSG_NOSIGNAL is what Go's ignored SIGPIPE amounts to: a
+// write to a closed peer returns EPIPE.
 func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		syscall.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -20,7 +25,8 @@ func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 }
 
 func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

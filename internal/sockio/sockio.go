@@ -11,9 +11,12 @@
 // Close still go through the runtime's poller exactly as net.Conn's do (RawConn.Read and
 // RawConn.Write take the same locks and the same deadline checks).
 //
-// Race-detector builds and other Unix systems make the ordinary syscall.Read and syscall.Write
-// calls instead (the race detector learns of the memory they touch from them); other systems,
-// and connections that are not sockets, use the net.Conn itself.
+// The raw calls are recv and send with MSG_DONTWAIT, non-blocking even on a socket that was put
+// in blocking mode (a raw call that blocked would hold its P and stall every stop-the-world).
+// Race, memory- and address-sanitizer builds, linux/386 and other Unix systems make the
+// ordinary syscall.Read and syscall.Write calls instead, in the same callbacks (the detectors
+// learn of the memory they touch from them); other systems, and connections that are not
+// sockets, use the net.Conn itself.
 package sockio
 
 import (
@@ -106,6 +109,10 @@ func (c *Conn) doRead(fd uintptr) bool {
 		n, errno := sysRead(fd, c.rd.p)
 		switch errno {
 		case 0:
+			if n > len(c.rd.p) {
+				errno = syscall.EIO // the kernel claims more than it was given room for
+				break
+			}
 			c.rd.n = n
 			return true
 		case syscall.EINTR:
@@ -174,6 +181,10 @@ func (c *Conn) doWrite(fd uintptr) bool {
 		switch errno {
 		case 0:
 			if n == 0 {
+				return true
+			}
+			if n > len(chunk) {
+				c.wr.errno = syscall.EIO // the kernel claims more than it was given
 				return true
 			}
 			c.wr.n += n
