@@ -4,13 +4,14 @@
 # One nginx backend answers every request with a tiny body. Proxies sit in front of it: nginx,
 # baseline (a bare ReverseProxy), gatehouse, and on request gatehouse1p (Gatehouse with
 # GOMAXPROCS=1, one core like nginx's one worker) and floor (bench/floor: the cheapest Go
-# forwarder, a reference for what the runtime and kernel cost). In interleaved rounds wrk drives each proxy in turn; for every run
+# forwarder, a reference for what the runtime and kernel cost; floor_nc is the same through
+# net.Conn's Read and Write instead of internal/sockio's raw system calls). In interleaved rounds wrk drives each proxy in turn; for every run
 # the script records req/s, p99 latency, the proxy's own CPU time per request, and the backend's CPU
 # time per request in the same run. See bench/README.md for what the figures mean.
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor, gatehouse_b, gatehouse_b1p)
+#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor, floor_nc, gatehouse_b, gatehouse_b1p)
 #              KEEP_TMP (0) RESULTS_DIR (bench/results)
 #              BASELINE_ARGS (extra flags for bench/baseline, e.g. "-buffer-pool" for pooled copy buffers)
 #              GATEHOUSE_BIN (use this gatehouse binary instead of building ./cmd/gatehouse)
@@ -63,7 +64,7 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor) ;;
+	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor | floor_nc) ;;
 	gatehouse_b | gatehouse_b1p)
 		[[ -x ${GATEHOUSE_B_BIN:-} ]] || die "PROXIES has $p: set GATEHOUSE_B_BIN to the second gatehouse binary"
 		;;
@@ -120,7 +121,7 @@ build() {
 	failed[$name]="build failed: $(tr '\n' ' ' <"$tmp/build-$name.log")"
 }
 build baseline ./bench/baseline
-[[ " $PROXIES " == *" floor "* ]] && build floor ./bench/floor
+[[ " $PROXIES " == *" floor "* || " $PROXIES " == *" floor_nc "* ]] && build floor ./bench/floor
 if [[ -n ${GATEHOUSE_BIN:-} ]]; then
 	gatehouse_build "$tmp/gatehouse" # dies if GATEHOUSE_BIN is not an executable file
 elif ! (gatehouse_build "$tmp/gatehouse"); then
@@ -157,8 +158,10 @@ start_proxy() {
 		nginx_start "$tmp/nginx" "$(nginx_proxy_body "$p" "$backend_port")"
 		proxy_pid[$name]=$nginx_pid
 		;;
-	floor)
-		"$tmp/floor" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" >"$tmp/floor.log" 2>&1 &
+	floor | floor_nc)
+		local nc=()
+		[[ $name == floor_nc ]] && nc=(-netconn)
+		"$tmp/floor" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" "${nc[@]}" >"$tmp/$name.log" 2>&1 &
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
 		;;
@@ -201,7 +204,7 @@ proxy_log() {
 	nginx) tail -n 5 "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
 	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
-	floor) tail -n 5 "$tmp/floor.log" 2>/dev/null ;;
+	floor | floor_nc) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
 	esac
 }
 

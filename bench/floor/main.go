@@ -4,9 +4,11 @@
 // body copied back, with bufio and nothing else — no routing, no header edits, no pool, no
 // timeouts, no chunked bodies, no error handling beyond closing. bench/run.sh runs it as
 // "floor" to show what the Go runtime and the kernel cost per request on the machine at hand,
-// which no real gateway (Gatehouse included) can go below.
+// which no real gateway (Gatehouse included) can go below. Its sockets are read and written
+// through internal/sockio, as Gatehouse's HTTP/1.1 server and client are; -netconn uses the
+// net.Conn methods instead, to show what that costs.
 //
-//	floor -listen 127.0.0.1:8081 -upstream 127.0.0.1:8080
+//	floor -listen 127.0.0.1:8081 -upstream 127.0.0.1:8080 [-netconn]
 package main
 
 import (
@@ -17,11 +19,14 @@ import (
 	"log"
 	"net"
 	"strconv"
+
+	"github.com/gatehouse/gatehouse/internal/sockio"
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	upstream := flag.String("upstream", "", "host:port of the backend")
+	netconn := flag.Bool("netconn", false, "read and write through net.Conn rather than internal/sockio")
 	flag.Parse()
 	if *upstream == "" {
 		log.Fatal("floor: -upstream is required")
@@ -35,19 +40,26 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		go serve(c, *upstream)
+		go serve(c, *upstream, *netconn)
 	}
 }
 
-func serve(c net.Conn, upstream string) {
+func serve(c net.Conn, upstream string, netconn bool) {
 	defer c.Close()
 	u, err := net.Dial("tcp", upstream)
 	if err != nil {
 		return
 	}
 	defer u.Close()
-	cr, ur := bufio.NewReader(c), bufio.NewReader(u)
-	cw, uw := bufio.NewWriter(c), bufio.NewWriter(u)
+	var crw, urw io.ReadWriter = c, u
+	if !netconn {
+		var cs, us sockio.Conn
+		cs.Init(c)
+		us.Init(u)
+		crw, urw = &cs, &us
+	}
+	cr, ur := bufio.NewReader(crw), bufio.NewReader(urw)
+	cw, uw := bufio.NewWriter(crw), bufio.NewWriter(urw)
 	var head []byte
 	for {
 		var n int64
