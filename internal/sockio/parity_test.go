@@ -69,24 +69,12 @@ func TestErrorParity(t *testing.T) {
 			_ = b.SetLinger(0)
 			_ = b.Close()
 			time.Sleep(20 * time.Millisecond)
-			var n int
-			var err error
-			for i := 0; i < 5 && err == nil; i++ {
-				n, err = c.Write([]byte("x"))
-				time.Sleep(10 * time.Millisecond)
-			}
-			return describe(n, err)
+			return describe(writeUntilError(c))
 		},
 		"write after peer close (EPIPE)": func(t *testing.T, a, b *net.TCPConn, c rw) string {
 			_ = b.Close()
 			time.Sleep(20 * time.Millisecond)
-			var n int
-			var err error
-			for i := 0; i < 5 && err == nil; i++ {
-				n, err = c.Write([]byte("x"))
-				time.Sleep(10 * time.Millisecond)
-			}
-			return describe(n, err)
+			return describe(writeUntilError(c))
 		},
 		"read unblocked by close": func(t *testing.T, a, b *net.TCPConn, c rw) string {
 			go func() { time.Sleep(20 * time.Millisecond); _ = a.Close() }()
@@ -108,6 +96,15 @@ func TestErrorParity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeUntilError writes a byte at a time, up to five, until a write fails.
+func writeUntilError(c interface{ Write([]byte) (int, error) }) (n int, err error) {
+	for i := 0; i < 5 && err == nil; i++ {
+		n, err = c.Write([]byte("x"))
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n, err
 }
 
 // TestBlockingModeSocket: a socket whose file description was put in blocking mode (here by

@@ -79,9 +79,15 @@ func TestIdleTimeout(t *testing.T) {
 		s.IdleTimeout = idle
 		s.ReadHeaderTimeout = 5 * time.Second
 	})
-	c := dial(t, ts.addr)
-	// The server's idle wait starts when it has sent the response, so the time before the
-	// request is a safe lower bound (the time after reading the response is not).
+	idleClosed(t, ts.addr, idle)
+}
+
+// idleClosed checks that a connection left idle after one request is closed, no sooner than
+// idle after it. The server's idle wait starts when it has sent the response, so the time
+// before the request is a safe lower bound (the time after reading the response is not).
+func idleClosed(t *testing.T, addr string, idle time.Duration) {
+	t.Helper()
+	c := dial(t, addr)
 	begin := time.Now()
 	c.expectOpen()
 	closedWithin(t, c, begin, idle)
@@ -108,10 +114,7 @@ func TestReadTimeoutAlone(t *testing.T) {
 	})
 	t.Run("idle", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, ts.addr)
-		begin := time.Now()
-		c.expectOpen()
-		closedWithin(t, c, begin, rt)
+		idleClosed(t, ts.addr, rt)
 	})
 }
 
@@ -332,16 +335,20 @@ func TestWriteTimeoutPerRequest(t *testing.T) {
 func TestIdleDeadlineLeftDuringRequest(t *testing.T) {
 	t.Parallel()
 	const idle = 100 * time.Millisecond
-	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			time.Sleep(3 * idle)
-		}
+	// echo answers with the path and the body, or 408 when the body cannot be read.
+	echo := func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			w.WriteHeader(http.StatusRequestTimeout)
 			return
 		}
 		_, _ = w.Write(append([]byte(r.URL.Path), b...))
+	}
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * idle)
+		}
+		echo(w, r)
 	}, func(s *Server) {
 		s.IdleTimeout = idle
 		s.ReadHeaderTimeout = 5 * time.Second
@@ -371,14 +378,7 @@ func TestIdleDeadlineLeftDuringRequest(t *testing.T) {
 	t.Run("late body", func(t *testing.T) {
 		t.Parallel()
 		// Only the idle timeout: the head and body have no deadline at all.
-		ts := start(t, func(w http.ResponseWriter, r *http.Request) {
-			b, err := io.ReadAll(r.Body)
-			if err != nil {
-				w.WriteHeader(http.StatusRequestTimeout)
-				return
-			}
-			_, _ = w.Write(append([]byte(r.URL.Path), b...))
-		}, func(s *Server) { s.IdleTimeout = idle })
+		ts := start(t, echo, func(s *Server) { s.IdleTimeout = idle })
 		c := dial(t, ts.addr)
 		c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
 		time.Sleep(3 * idle)
@@ -389,9 +389,6 @@ func TestIdleDeadlineLeftDuringRequest(t *testing.T) {
 	})
 	t.Run("idle after the request", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, ts.addr)
-		begin := time.Now()
-		c.expectOpen()
-		closedWithin(t, c, begin, idle)
+		idleClosed(t, ts.addr, idle)
 	})
 }
