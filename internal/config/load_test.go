@@ -147,7 +147,7 @@ func TestDefaults(t *testing.T) {
 		{"server.access_log.enabled", *s.AccessLog.Enabled, true},
 		{"server.access_log.output", s.AccessLog.Output, "stdout"},
 		{"server.access_log.format", s.AccessLog.Format, "json"},
-		{"server.access_log.buffer_size", *s.AccessLog.BufferSize, Size(64 << 10)},
+		{"server.access_log.buffer_size", *s.AccessLog.BufferSize, Size(256 << 10)},
 		{"services[0].targets[0].weight", a.Targets[0].Weight, 1},
 		{"services[0].balancer", a.Balancer, "round_robin"},
 		{"services[0].hash_on", a.HashOn, ""},

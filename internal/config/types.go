@@ -115,7 +115,7 @@ type AccessLog struct {
 	// request ID appended). Default: json.
 	Format string `yaml:"format"`
 	// BufferSize is how many bytes of log lines are buffered before a write; the buffer is also
-	// flushed every second and on shutdown. "0" writes every line at once. Default: 64KiB.
+	// flushed every second and on shutdown. "0" writes every line at once. Default: 256KiB.
 	BufferSize *ByteSize `yaml:"buffer_size"`
 }
 

@@ -39,7 +39,7 @@ func (c *Config) ApplyDefaults() {
 		s.AccessLog.Format = "json"
 	}
 	if s.AccessLog.BufferSize == nil {
-		b := Size(64 << 10)
+		b := Size(256 << 10)
 		s.AccessLog.BufferSize = &b
 	}
 	for i := range c.Services {
