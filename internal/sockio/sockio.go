@@ -75,9 +75,6 @@ func (c *Conn) Init(nc net.Conn) {
 	c.peekFn = c.doPeek
 }
 
-// Raw reports whether c bypasses nc's Read and Write.
-func (c *Conn) Raw() bool { return c.rc != nil }
-
 // Read reads like net.Conn.Read: io.EOF at the end of the stream, and other errors as
 // *net.OpError.
 func (c *Conn) Read(p []byte) (int, error) {

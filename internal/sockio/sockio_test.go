@@ -51,7 +51,7 @@ func wrap(nc net.Conn) *Conn {
 func TestLargeTransfer(t *testing.T) {
 	a, b := tcpPair(t)
 	ca, cb := wrap(a), wrap(b)
-	if runtime.GOOS == "linux" && (!ca.Raw() || !cb.Raw()) {
+	if runtime.GOOS == "linux" && (ca.rc == nil || cb.rc == nil) {
 		t.Fatal("a TCP connection is not read raw on Linux")
 	}
 	out1, out2 := make([]byte, 8<<20), make([]byte, 8<<20)
@@ -192,7 +192,7 @@ func TestFallback(t *testing.T) {
 	defer p1.Close()
 	defer p2.Close()
 	c := wrap(p1)
-	if c.Raw() {
+	if c.rc != nil {
 		t.Fatal("net.Pipe reported raw")
 	}
 	go func() { _, _ = p2.Write([]byte("pipe")) }()
@@ -201,7 +201,7 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("read = %q %v", buf, err)
 	}
 	a, _ := tcpPair(t)
-	if wrap(struct{ net.Conn }{a}).Raw() {
+	if wrap(struct{ net.Conn }{a}).rc != nil {
 		t.Error("a wrapper without SyscallConn reported raw")
 	}
 }
@@ -227,7 +227,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	defer nc.Close()
 	c := wrap(nc)
-	if runtime.GOOS == "linux" && !c.Raw() {
+	if runtime.GOOS == "linux" && c.rc == nil {
 		t.Error("a unix socket is not read raw")
 	}
 	got, err := io.ReadAll(c)

@@ -636,7 +636,7 @@ func (h *Handler) writeStatus(w http.ResponseWriter, r *http.Request, st Status)
 // wins the race it may reset the stream instead of answering, which the transport reports
 // as a plain stream error; the call still timed out.
 func timedOut(ctx context.Context, err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if upstream.IsTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return true
 	}
 	dl, ok := ctx.Deadline()
