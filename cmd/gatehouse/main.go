@@ -27,7 +27,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gctune"
 	"github.com/gatehouse/gatehouse/internal/provider"
 	"github.com/gatehouse/gatehouse/internal/server"
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -56,8 +55,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	// Request IDs are generated per request: draw their randomness from a pool, not a syscall each.
-	uuid.EnableRandPool()
 	// go-redis prints every failed dial of an outage to stderr; the stores already log outages
 	// (rate-limited) with context, so its own lines go to debug.
 	redis.SetLogger(redisLogger{})

@@ -34,7 +34,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ex := &exchange{}
 	info := &ex.info
-	info.RequestID = httpx.RequestID(r.Header)
+	info.RequestID = httpx.RequestIDAt(r.Header, start)
 	info.ClientIP, info.PeerTrusted = httpx.ClientIP(httpx.PeerAddr(r.RemoteAddr), r.Header["X-Forwarded-For"], rt.trusted)
 	ex.sw = httpx.StatusWriter{ResponseWriter: w}
 	// The request's values go into its reqctx.Scope (the HTTP/1.x server made one; requests
