@@ -269,7 +269,15 @@ func (s *Scope) OnCancel(f func()) (id uint64, ok bool) {
 	return s.register(hook{f: f}, true)
 }
 
-// Unregister removes a hook OnCancel registered. It reports whether the hook was removed
+// OnCancelUntimed is OnCancel for a caller that enforces s's deadline by other means (the
+// upstream client sets it on its connection's reads and writes): f runs when s is canceled, by
+// Cancel, by a parent, or at the deadline if something else started its timer, but registering
+// f does not start the timer, which then costs nothing.
+func (s *Scope) OnCancelUntimed(f func()) (id uint64, ok bool) {
+	return s.register(hook{f: f}, false)
+}
+
+// Unregister removes a hook OnCancel or OnCancelUntimed registered. It reports whether the hook was removed
 // before s was canceled; false means it has run or is running.
 func (s *Scope) Unregister(id uint64) bool {
 	s.mu.Lock()

@@ -42,6 +42,8 @@ type Conn struct {
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
 	peekFn  func(uintptr) bool
+	// writeWait, when set, is called before a write waits for room (see OnWriteWait).
+	writeWait func()
 }
 
 // op is the state of the read or the write in progress, filled in by the RawConn callback.
@@ -73,6 +75,20 @@ func (c *Conn) Init(nc net.Conn) {
 	c.readFn = c.doRead
 	c.writeFn = c.doWrite
 	c.peekFn = c.doPeek
+}
+
+// OnWriteWait makes c call f, on the writing goroutine, each time a Write is about to wait for
+// room in the socket's send buffer, before it waits: f may set the write deadline that the
+// wait then obeys. A caller can so leave a write that does not wait (most writes of a small
+// request onto an idle connection) without a deadline change. It reports false, and calls
+// nothing, when c passes its calls through to the net.Conn: the caller must then set the
+// deadline before writing. OnWriteWait must be called before c is used.
+func (c *Conn) OnWriteWait(f func()) bool {
+	if c.rc == nil {
+		return false
+	}
+	c.writeWait = f
+	return true
 }
 
 // Read reads like net.Conn.Read: io.EOF at the end of the stream, and other errors as
@@ -188,6 +204,9 @@ func (c *Conn) doWrite(fd uintptr) bool {
 			c.wr.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			if c.writeWait != nil {
+				c.writeWait()
+			}
 			return false // wait for room
 		default:
 			c.wr.errno = errno

@@ -334,3 +334,43 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 	}
 }
+
+// TestOnWriteWait: the hook runs before a write waits for room, and a deadline it sets is the
+// one that wait obeys; a write that needs no wait does not call it. A Conn that passes its
+// calls through to the net.Conn refuses the hook.
+func TestOnWriteWait(t *testing.T) {
+	a, _ := tcpPair(t) // the peer never reads
+	c := wrap(a)
+	waits := 0
+	if !c.OnWriteWait(func() {
+		waits++
+		if waits == 1 {
+			_ = a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		}
+	}) {
+		t.Fatal("a TCP connection refused the hook")
+	}
+	if _, err := c.Write([]byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if waits != 0 {
+		t.Fatalf("a write with room called the hook %d times", waits)
+	}
+	start := time.Now()
+	n, err := c.Write(make([]byte, 64<<20)) // more than both sockets' buffers hold
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write = %d, %v; want the deadline the hook set", n, err)
+	}
+	if waits == 0 {
+		t.Fatal("a write that waited did not call the hook")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the write took %v; the hook's deadline was 100ms", d)
+	}
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	if wrap(p1).OnWriteWait(func() {}) {
+		t.Fatal("net.Pipe accepted the hook: it cannot call it")
+	}
+}

@@ -49,6 +49,14 @@ type conn struct {
 	headBudget int
 	// head holds the response head being parsed, reused from one response to the next.
 	head []byte
+	// Deadlines. readDL and writeDL are what the exchange in progress wants on nc (zero:
+	// none); rdl and wdl what was last set there. A read deadline is set just before a read
+	// from nc (Read), so that a body that came whole with its head costs no change; a write
+	// deadline just before a write waits for room (sockio's OnWriteWait), or ahead of the
+	// write when lazyWrite is false.
+	readDL, writeDL time.Time
+	rdl, wdl        time.Time
+	lazyWrite       bool
 }
 
 var errHeadTooLarge = errors.New("h1: response head too large")
@@ -63,12 +71,45 @@ func (c *conn) Read(p []byte) (int, error) {
 			p = p[:c.headBudget]
 		}
 	}
+	if c.rdl != c.readDL {
+		_ = c.nc.SetReadDeadline(c.readDL)
+		c.rdl = c.readDL
+	}
 	n, err := c.sio.Read(p)
 	c.nread += int64(n)
 	if c.headBudget > 0 {
 		c.headBudget -= n
 	}
 	return n, err
+}
+
+// applyWriteDeadline sets the write deadline the exchange wants, if it is not set yet.
+func (c *conn) applyWriteDeadline() {
+	if c.wdl != c.writeDL {
+		_ = c.nc.SetWriteDeadline(c.writeDL)
+		c.wdl = c.writeDL
+	}
+}
+
+// setDeadlines gives the exchange about to start its write deadline (the request's, zero for
+// none). A deadline left from an earlier exchange is replaced at once: one already past would
+// fail the first write, even one that need not wait.
+func (c *conn) setDeadlines(write time.Time) {
+	c.writeDL = write
+	if !c.lazyWrite || !c.wdl.IsZero() {
+		c.applyWriteDeadline()
+	}
+}
+
+// quiet is sockio.Conn.Quiet for an idle connection. A read deadline left from the last
+// exchange that has passed while the connection sat idle is removed first: the peek would
+// fail on it.
+func (c *conn) quiet() bool {
+	if !c.rdl.IsZero() && !time.Now().Before(c.rdl) {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.rdl = time.Time{}
+	}
+	return c.sio.Quiet()
 }
 
 // pool returns the pool of the target host[:port], creating it.
@@ -156,6 +197,7 @@ func (t *Transport) getConn(ctx context.Context, p *pool, fresh bool) (*conn, er
 	}
 	c := &conn{p: p, nc: nc, headBudget: -1}
 	c.sio.Init(nc)
+	c.lazyWrite = c.sio.OnWriteWait(c.applyWriteDeadline)
 	c.br = bufio.NewReaderSize(c, 4<<10)
 	c.bw = bufio.NewWriterSize(&c.sio, 4<<10)
 	c.abort = func() { _ = nc.Close() }

@@ -181,7 +181,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.reused && needsCheck(c, replay) && !c.sio.Quiet() {
+		if c.reused && needsCheck(c, replay) && !c.quiet() {
 			// The target closed it, or sent something unasked (a body after the head of a
 			// HEAD/204/304 response), while it sat idle: bytes waiting there would be read as
 			// this request's response. Try the next one.
@@ -192,7 +192,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		if stale && c.reused && replay && !retried && ctx.Err() == nil {
+		if stale && c.reused && replay && !retried && ctxErr(ctx) == nil {
 			retried = true // once, on a new connection
 			continue
 		}
@@ -259,11 +259,15 @@ func replayable(req *http.Request) bool {
 // exchange sends req on c and reads the response head. On error c is closed; stale reports
 // that nothing of a response arrived, as when the target had closed a keep-alive connection.
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, body []byte, chunked bool) (*http.Response, error, bool) {
+	// The request's deadline is enforced by the connection's own deadlines (set only when a
+	// read or write could wait): the hook is for cancellation, and starts no timer.
+	dl, _ := ctx.Deadline()
+	c.setDeadlines(dl)
 	var stop cancelHook
 	scope := reqctx.Beneath(ctx)
 	if scope != nil {
 		stop.scope = scope
-		stop.id, stop.ok = scope.OnCancel(c.abort)
+		stop.id, stop.ok = scope.OnCancelUntimed(c.abort)
 		if !stop.ok {
 			c.p.closeConn(c)
 			return nil, scope.Err(), false
@@ -274,7 +278,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 	fail := func(err error, stale bool) (*http.Response, error, bool) {
 		stop.release()
 		c.p.closeConn(c)
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := ctxErr(ctx); cerr != nil {
 			return nil, cerr, false
 		}
 		return nil, err, stale
@@ -291,8 +295,11 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 	}
 
 	before := c.nread
+	c.readDL = dl
 	if t.o.ResponseHeaderTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(t.o.ResponseHeaderTimeout))
+		if h := time.Now().Add(t.o.ResponseHeaderTimeout); dl.IsZero() || h.Before(dl) {
+			c.readDL = h
+		}
 	}
 	var (
 		st   *exchangeState
@@ -336,9 +343,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 	}
 	c.headBudget = -1
-	if t.o.ResponseHeaderTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Time{})
-	}
+	c.readDL = dl // the body is bounded by the request's deadline only
 	resp := &st.resp
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("h1: 101 Switching Protocols to a request that asked no upgrade"), false)
@@ -358,6 +363,19 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 	}
 	resp.Body = b
 	return resp, nil, false
+}
+
+// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has passed: the
+// connection's deadline is set to the same instant and may fire before the context's own
+// timer has canceled it.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // maxInterim bounds the 1xx responses accepted before the final one.
@@ -519,7 +537,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	b.stop.release()
 	b.c.p.closeConn(b.c)
-	if cerr := b.ctx.Err(); cerr != nil {
+	if cerr := ctxErr(b.ctx); cerr != nil {
 		return n, cerr
 	}
 	return n, err

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -335,7 +336,8 @@ var cancelKinds = []struct {
 	{"scope",
 		func() (context.Context, func()) { s := reqctx.New(context.Background()); return s, s.Cancel },
 		func(d time.Duration) (context.Context, func()) {
-			// Nothing else waits on the Scope: its timer starts when the transport registers.
+			// Nothing else waits on the Scope, so its timer never starts: the transport
+			// enforces the deadline with the connection's own deadlines.
 			s := reqctx.WithTimeout(context.Background(), d)
 			return s, s.Cancel
 		}},
@@ -394,6 +396,129 @@ func TestCancelBeforeHeaders(t *testing.T) {
 				t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 			}
 		})
+	}
+}
+
+// The request's deadline bounds the body too, and a write that cannot finish: with a Scope
+// nothing but the connection's deadlines enforces it. Each case runs on a reused connection
+// (dialing waits on the context's Done, which would start the Scope's timer), and ends with the
+// connection closed.
+func TestDeadlineDuringBodyAndWrite(t *testing.T) {
+	for _, k := range cancelKinds {
+		for _, stall := range []string{"body", "write"} {
+			t.Run(k.name+"/"+stall, func(t *testing.T) {
+				release := make(chan struct{})
+				url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+					if _, err := readReq(br); err != nil {
+						return
+					}
+					_, _ = io.WriteString(c, okResp)
+					if stall == "body" {
+						if _, err := readReq(br); err != nil {
+							return
+						}
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
+					}
+					<-release // a write stalls: nothing more is read
+				})
+				defer close(release)
+				tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 10 * time.Second, MaxBufferedBody: 64 << 20})
+				warm, _ := http.NewRequest("GET", url+"/", nil)
+				resp, err := tr.RoundTrip(warm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+
+				body := bytes.Repeat([]byte("x"), 16<<20) // for "write": more than both sockets' buffers hold
+				d := 200 * time.Millisecond
+				if stall == "write" {
+					d = 1500 * time.Millisecond // for the transport to buffer the body first, even under -race
+				}
+				ctx, cancel := k.deadline(d)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+				if stall == "write" {
+					req, _ = http.NewRequestWithContext(ctx, "PUT", url+"/", bytes.NewReader(body))
+				}
+				errc := make(chan error, 1)
+				go func() {
+					resp, err := tr.RoundTrip(req)
+					if err == nil {
+						_, err = io.ReadAll(resp.Body)
+						_ = resp.Body.Close()
+					}
+					errc <- err
+				}()
+				select {
+				case err := <-errc:
+					if !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the exchange still runs 10s after it began; the deadline was %v", d)
+				}
+				if st := tr.Stats(strings.TrimPrefix(url, "http://")); st.Open != 0 {
+					t.Fatalf("timed-out connection kept: %+v", st)
+				}
+			})
+		}
+	}
+}
+
+// Deadlines an exchange left on a connection never reach the next exchange on it, even once
+// they have passed while the connection sat idle: a read deadline would fail the liveness peek
+// and a write deadline the first write, and the connection would be given up for a new one.
+func TestPastDeadlinesOnIdleConnection(t *testing.T) {
+	var conns atomic.Int32
+	url := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if r.Method == "PUT" {
+				time.Sleep(50 * time.Millisecond) // let the write fill the buffers and wait
+			}
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, okResp); err != nil {
+				return
+			}
+		}
+	})
+	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 150 * time.Millisecond, MaxBufferedBody: 64 << 20})
+	do := func(method string, body []byte, d time.Duration) {
+		t.Helper()
+		ctx := context.Background()
+		if d > 0 {
+			s := reqctx.WithTimeout(ctx, d)
+			defer s.Cancel()
+			ctx = s
+		}
+		req, _ := http.NewRequestWithContext(ctx, method, url+"/", bytes.NewReader(body))
+		if body == nil {
+			req.Body = nil
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "ok" {
+			t.Fatalf("%s: body %q, %v", method, b, err)
+		}
+		_ = resp.Body.Close()
+	}
+	// A write that waits for the target to read sets the write deadline (1s ahead); the
+	// response head sets a read deadline 150ms ahead.
+	do("PUT", bytes.Repeat([]byte("x"), 32<<20), time.Second)
+	time.Sleep(1200 * time.Millisecond) // both deadlines pass while the connection is idle
+	do("GET", nil, 0)
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("the target saw %d connections, want 1 (the idle one reused)", n)
 	}
 }
 
