@@ -152,19 +152,25 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 
 // send performs one attempt to t. It runs on the request's goroutine, so it may update Info.
 func (h *Handler) send(out *http.Request, t *upstream.Target) (*http.Response, error) {
-	if info := httpx.InfoFrom(out.Context()); info != nil {
+	start := time.Now()
+	info := httpx.InfoFrom(out.Context())
+	if info != nil {
 		info.Target = t.URL.Host
 		info.UpstreamTarget = t
-		info.UpstreamStart = time.Now()
+		info.UpstreamStart = start
 	}
 	// One client span and one attempt metric per attempt (retries included).
-	telemetry.StartAttempt(out.Context(), out.Header, t.URL.Host)
+	telemetry.StartAttempt(out.Context(), out.Header, t.URL.Host, start)
 	resp, err := h.o.Transport.RoundTrip(out)
+	d := time.Since(start)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	telemetry.EndAttempt(out.Context(), status, err)
+	if info != nil {
+		info.UpstreamDuration = d // of the last attempt: the response the client gets
+	}
+	telemetry.EndAttempt(out.Context(), status, err, d)
 	return resp, err
 }
 
@@ -371,7 +377,6 @@ func quoteForwarded(s string) string {
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	if info := httpx.InfoFrom(resp.Request.Context()); info != nil {
 		resp.Header["X-Request-Id"] = []string{info.RequestID}
-		info.UpstreamDuration = time.Since(info.UpstreamStart)
 	}
 	h.o.ResponseHeaders.Apply(resp.Header)
 	return nil

@@ -151,8 +151,8 @@ func TestUpstreamAttemptSpans(t *testing.T) {
 		err    error
 	}{{0, errors.New("connection refused")}, {200, nil}} {
 		h := http.Header{}
-		StartAttempt(ctx, h, "10.0.0.9:8080")
-		EndAttempt(ctx, outcome.status, outcome.err)
+		StartAttempt(ctx, h, "10.0.0.9:8080", time.Now())
+		EndAttempt(ctx, outcome.status, outcome.err, time.Millisecond)
 		spans := exp.GetSpans()
 		if len(spans) != i+1 {
 			t.Fatalf("attempt %d: %d spans", i, len(spans))
@@ -178,8 +178,8 @@ func TestUpstreamAttemptSpans(t *testing.T) {
 	}
 	// Without telemetry state (tracing and metrics off) the calls do nothing.
 	h := http.Header{}
-	StartAttempt(context.Background(), h, "x")
-	EndAttempt(context.Background(), 200, nil)
+	StartAttempt(context.Background(), h, "x", time.Now())
+	EndAttempt(context.Background(), 200, nil, time.Millisecond)
 	if len(h) != 0 {
 		t.Error("headers written without telemetry state")
 	}

@@ -159,17 +159,18 @@ func RequestFrom(ctx context.Context) *Request {
 }
 
 // StartAttempt reports that an upstream attempt to target ("host:port") starts with the
-// outgoing headers h: it starts a client span (child of the server span) and writes its
-// `traceparent` into h, and starts the attempt's timer. Every StartAttempt must be followed by
+// outgoing headers h, at start (the caller's clock reading, which it then measures the
+// attempt's duration from): it starts a client span (child of the server span) and writes its
+// `traceparent` into h. Every StartAttempt must be followed by
 // one EndAttempt with the same ctx. Attempts of one request must not overlap. Without
 // telemetry state in ctx it does nothing.
-func StartAttempt(ctx context.Context, h http.Header, target string) {
+func StartAttempt(ctx context.Context, h http.Header, target string, start time.Time) {
 	rs := RequestFrom(ctx)
 	if rs == nil {
 		return
 	}
 	rs.Attempts++
-	rs.attemptStart, rs.attemptTarget = time.Now(), target
+	rs.attemptStart, rs.attemptTarget = start, target
 	if rs.Tracing != nil {
 		sctx, span := rs.Tracing.tracer.Start(ctx, "upstream "+target, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("server.address", target), attribute.Int("gatehouse.attempt", rs.Attempts)))
@@ -178,14 +179,14 @@ func StartAttempt(ctx context.Context, h http.Header, target string) {
 	}
 }
 
-// EndAttempt reports the end of the attempt started last: its response status, or err when
-// no response came back.
-func EndAttempt(ctx context.Context, status int, err error) {
+// EndAttempt reports the end of the attempt started last, d after its start: its response
+// status, or err when no response came back.
+func EndAttempt(ctx context.Context, status int, err error, d time.Duration) {
 	rs := RequestFrom(ctx)
 	if rs == nil || rs.attemptStart.IsZero() {
 		return
 	}
-	rs.Route.UpstreamAttempt(rs.attemptTarget, status, err, time.Since(rs.attemptStart))
+	rs.Route.UpstreamAttempt(rs.attemptTarget, status, err, d)
 	rs.attemptStart = time.Time{}
 	if span := rs.attemptSpan; span != nil {
 		rs.attemptSpan = nil
