@@ -181,7 +181,7 @@ func (m *Metrics) Route(route, service string) *RouteMetrics {
 	k := routeKey{route, service}
 	rm := m.routes[k]
 	if rm == nil {
-		rm = &RouteMetrics{m: m, route: route, service: service, targets: map[string]*attemptCells{}}
+		rm = &RouteMetrics{m: m, route: route, service: service}
 		m.routes[k] = rm
 	}
 	return rm
@@ -358,8 +358,10 @@ type RouteMetrics struct {
 	route, service string
 	cells          [len(methods)][len(classes)]atomic.Pointer[requestCell]
 
-	mu      sync.RWMutex
-	targets map[string]*attemptCells
+	// targets is copied on write (under mu) and read without a lock: a read-write mutex's
+	// reader count is one cache line that every request on every processor would write.
+	mu      sync.Mutex
+	targets atomic.Pointer[map[string]*attemptCells]
 }
 
 type requestCell struct {
@@ -401,18 +403,12 @@ func (rm *RouteMetrics) UpstreamAttempt(target string, status int, err error, d 
 	if rm == nil {
 		return
 	}
-	rm.mu.RLock()
-	a := rm.targets[target]
-	rm.mu.RUnlock()
+	var a *attemptCells
+	if m := rm.targets.Load(); m != nil {
+		a = (*m)[target]
+	}
 	if a == nil {
-		rm.mu.Lock()
-		if a = rm.targets[target]; a == nil {
-			a = &attemptCells{dur: rm.m.attemptDur.WithLabelValues(rm.service, target)}
-			if len(rm.targets) < 1024 { // bound: targets come from config, but be safe
-				rm.targets[target] = a
-			}
-		}
-		rm.mu.Unlock()
+		a = rm.addTarget(target)
 	}
 	i := len(classes)
 	if err == nil {
@@ -430,6 +426,29 @@ func (rm *RouteMetrics) UpstreamAttempt(target string, status int, err error, d 
 	}
 	(*cp).Inc()
 	a.dur.Observe(d.Seconds())
+}
+
+// addTarget returns the attempt instruments of a target seen for the first time.
+func (rm *RouteMetrics) addTarget(target string) *attemptCells {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	var old map[string]*attemptCells
+	if m := rm.targets.Load(); m != nil {
+		old = *m
+	}
+	if a := old[target]; a != nil {
+		return a
+	}
+	a := &attemptCells{dur: rm.m.attemptDur.WithLabelValues(rm.service, target)}
+	if len(old) < 1024 { // bound: targets come from config, but be safe
+		m := make(map[string]*attemptCells, len(old)+1)
+		for k, v := range old {
+			m[k] = v
+		}
+		m[target] = a
+		rm.targets.Store(&m)
+	}
+	return a
 }
 
 // RouteStat is a route's cumulative request figures, for the dashboard: it computes rates and
