@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -23,9 +24,9 @@ import (
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	// Interim responses (103 Early Hints) from the upstream reach the client too: through the
 	// request's Scope for a transport that reads it there, else through a client trace.
-	out := new(http.Request)
-	*out = *r
-	hints := &earlyHints{w: w}
+	ob := &outbound{req: *r, url: *r.URL}
+	out, hints := &ob.req, &ob.hints
+	hints.w = w
 	if sc, ok := r.Context().(*reqctx.Scope); ok && h.scopeInterim && sc.Interim == nil {
 		sc.Interim = hints.forward
 		// The Scope may be the request's own, which outlives this exchange: nothing after it
@@ -38,8 +39,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		out = out.WithContext(tctx)
 	}
-	u := *r.URL
-	out.URL = &u
+	out.URL = &ob.url
 	out.RequestURI = ""
 	out.Close = false
 	if r.ContentLength == 0 {
@@ -107,6 +107,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	for k, vv := range resp.Trailer {
 		dst[http.TrailerPrefix+k] = vv
 	}
+}
+
+// outbound is what forward makes for one request, in one allocation: the upstream request, its
+// URL and the early-hints relay.
+type outbound struct {
+	req   http.Request
+	url   url.URL
+	hints earlyHints
 }
 
 // copyBody streams the response body. Bodies of unknown length and event streams are flushed

@@ -305,13 +305,22 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 		sc := reqctx.WithTimeout(parent, s.retry.PerTryTimeout)
 		ctx, cancel = sc, sc.Cancel
 	}
-	out := req.WithContext(ctx)
-	u := *req.URL
+	var out *http.Request
+	var u *url.URL
+	if ctx == parent {
+		// The request and its URL in one allocation (WithContext would copy the request alone).
+		a := &attemptRequest{req: *req, url: *req.URL}
+		out, u = &a.req, &a.url
+	} else {
+		out = req.WithContext(ctx)
+		u = new(url.URL)
+		*u = *req.URL
+	}
 	u.Scheme, u.Host = t.URL.Scheme, t.URL.Host
 	if base := t.URL.EscapedPath(); base != "" && base != "/" {
-		SetEscapedPath(&u, strings.TrimSuffix(base, "/")+u.EscapedPath())
+		SetEscapedPath(u, strings.TrimSuffix(base, "/")+u.EscapedPath())
 	}
-	out.URL = &u
+	out.URL = u
 	if replay && req.GetBody != nil {
 		body, err := req.GetBody()
 		if err != nil {
@@ -338,6 +347,12 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	}
 	resp.Body = wrapBody(resp.Body, t, cancel)
 	return resp, o, nil
+}
+
+// attemptRequest is an attempt's copy of the request, pointed at its Target.
+type attemptRequest struct {
+	req http.Request
+	url url.URL
 }
 
 // pick asks the breakers and the balancer for the next attempt's Target, avoiding tried.
