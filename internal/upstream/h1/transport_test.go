@@ -434,7 +434,7 @@ func TestDeadlineDuringBodyAndWrite(t *testing.T) {
 				body := bytes.Repeat([]byte("x"), 16<<20) // for "write": more than both sockets' buffers hold
 				d := 200 * time.Millisecond
 				if stall == "write" {
-					d = 1500 * time.Millisecond // for the transport to buffer the body first, even under -race
+					d = 2500 * time.Millisecond // for the transport to buffer the body first, even under -race and load
 				}
 				ctx, cancel := k.deadline(d)
 				defer cancel()
@@ -512,10 +512,10 @@ func TestPastDeadlinesOnIdleConnection(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 	}
-	// A write that waits for the target to read sets the write deadline (1s ahead); the
+	// A write that waits for the target to read sets the write deadline (500ms ahead); the
 	// response head sets a read deadline 150ms ahead.
-	do("PUT", bytes.Repeat([]byte("x"), 32<<20), time.Second)
-	time.Sleep(1200 * time.Millisecond) // both deadlines pass while the connection is idle
+	do("PUT", bytes.Repeat([]byte("x"), 4<<20), 500*time.Millisecond)
+	time.Sleep(700 * time.Millisecond) // both deadlines pass while the connection is idle
 	do("GET", nil, 0)
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("the target saw %d connections, want 1 (the idle one reused)", n)
