@@ -85,11 +85,11 @@ func FuzzParseHead(f *testing.F) {
 		if rerr != nil {
 			return
 		}
-		fr, rerr := requestFraming(h)
+		fr, rerr := requestFraming(&h)
 		if rerr != nil {
 			return
 		}
-		host, rerr := requestHost(h, u)
+		host, rerr := requestHost(&h, u)
 		if rerr != nil {
 			return
 		}

@@ -89,26 +89,27 @@ func readHead(br *bufio.Reader, buf []byte, max int) ([]byte, error) {
 	}
 }
 
-// parseHead parses a complete head (as returned by readHead). raw must be string(buf).
-func parseHead(raw string) (*head, *RequestError) {
-	h := &head{raw: raw}
+// parseHead parses a complete head (as returned by readHead). raw must be string(buf). The
+// head is returned by value: it stays on the caller's stack.
+func parseHead(raw string) (head, *RequestError) {
+	h := head{raw: raw}
 	lineEnd := strings.Index(raw, "\r\n")
 	if lineEnd < 0 {
-		return nil, badRequest("malformed request line")
+		return head{}, badRequest("malformed request line")
 	}
 	if err := h.parseRequestLine(raw[:lineEnd]); err != nil {
-		return nil, err
+		return head{}, err
 	}
 	header, ferr := wire.ParseFields(raw[lineEnd+2:])
 	switch ferr {
 	case wire.FieldFolded:
-		return nil, badRequest("malformed request head: obsolete line folding")
+		return head{}, badRequest("malformed request head: obsolete line folding")
 	case wire.FieldNoName:
-		return nil, badRequest("malformed request head: a header line has no name")
+		return head{}, badRequest("malformed request head: a header line has no name")
 	case wire.FieldBadName:
-		return nil, badRequest("malformed request head: invalid header name")
+		return head{}, badRequest("malformed request head: invalid header name")
 	case wire.FieldBadValue:
-		return nil, badRequest("malformed request head: invalid header value")
+		return head{}, badRequest("malformed request head: invalid header value")
 	}
 	h.header = header
 	return h, nil

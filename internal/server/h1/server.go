@@ -471,7 +471,7 @@ func (c *conn) serveRequest() bool {
 	if cap(c.head) > 64<<10 {
 		c.head = nil // do not keep a rare huge head's buffer
 	}
-	req, expect, rerr := c.newRequest(h)
+	req, expect, rerr := c.newRequest(&h)
 	if rerr != nil {
 		c.refuse(req, rerr)
 		return false
