@@ -51,7 +51,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		r.Header["Connection"] = []string{"Upgrade"}
 		r.Header["Upgrade"] = []string{upType}
 	}
-	h.rewriteRequest(r, out)
+	ob.requestID = h.rewriteRequest(r, out)
 
 	key, _ := r.Context().Value(hashKeyCtx{}).(string)
 	resp, err := h.o.Upstream.Run(out, key, h.sendFn)
@@ -65,7 +65,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	removeHopByHop(resp.Header)
-	h.modifyResponse(resp)
+	h.modifyResponse(resp, ob.requestID)
 
 	dst := w.Header()
 	for k, vv := range resp.Header {
@@ -112,9 +112,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 // outbound is what forward makes for one request, in one allocation: the upstream request, its
 // URL and the early-hints relay.
 type outbound struct {
-	req   http.Request
-	url   url.URL
-	hints earlyHints
+	req       http.Request
+	url       url.URL
+	hints     earlyHints
+	requestID []string // the X-Request-Id value, for the response too
 }
 
 // copyBody streams the response body. Bodies of unknown length and event streams are flushed
@@ -274,7 +275,7 @@ func (h *Handler) switchProtocols(w http.ResponseWriter, r *http.Request, reqUp 
 	stop := context.AfterFunc(r.Context(), func() { _ = backConn.Close() })
 	defer stop()
 
-	h.modifyResponse(resp)
+	h.modifyResponse(resp, nil)
 	for k, vv := range resp.Header {
 		w.Header()[k] = vv
 	}

@@ -210,7 +210,9 @@ func headerHasToken(values []string, token string) bool {
 // path) and the forwarding headers. in and out share their header map; every client value is
 // read before it is replaced. Each attempt then points a copy at its Target (scheme, host,
 // base path) in upstream.Service.
-func (h *Handler) rewriteRequest(in, out *http.Request) {
+//
+// It returns the request ID as a header value for the response to reuse (nil without Info).
+func (h *Handler) rewriteRequest(in, out *http.Request) (requestID []string) {
 	info := httpx.InfoFrom(in.Context())
 
 	escaped := in.URL.EscapedPath()
@@ -230,7 +232,8 @@ func (h *Handler) rewriteRequest(in, out *http.Request) {
 	vals := make(headerValues, 0, 6)
 	h.setForwarded(in, out, info, &vals)
 	if info != nil {
-		out.Header["X-Request-Id"] = vals.one(info.RequestID)
+		requestID = vals.one(info.RequestID)
+		out.Header["X-Request-Id"] = requestID
 		delete(out.Header, "X-Correlation-Id")
 	}
 	// An empty User-Agent must stay empty rather than become Go's default.
@@ -238,6 +241,7 @@ func (h *Handler) rewriteRequest(in, out *http.Request) {
 		out.Header["User-Agent"] = vals.one("")
 	}
 	h.o.RequestHeaders.Apply(out.Header)
+	return requestID
 }
 
 // headerValues hands out one-element header value slices carved from a single backing array,
@@ -374,9 +378,15 @@ func quoteForwarded(s string) string {
 	return s
 }
 
-func (h *Handler) modifyResponse(resp *http.Response) error {
+// modifyResponse sets the response's X-Request-Id (to requestID, the value rewriteRequest
+// returned, when there is one: the slice's capacity is one, so sharing it with the upstream
+// request's header is safe) and applies the route's response header edits.
+func (h *Handler) modifyResponse(resp *http.Response, requestID []string) error {
 	if info := httpx.InfoFrom(resp.Request.Context()); info != nil {
-		resp.Header["X-Request-Id"] = []string{info.RequestID}
+		if len(requestID) != 1 || requestID[0] != info.RequestID {
+			requestID = []string{info.RequestID}
+		}
+		resp.Header["X-Request-Id"] = requestID
 	}
 	h.o.ResponseHeaders.Apply(resp.Header)
 	return nil
