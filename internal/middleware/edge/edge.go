@@ -303,6 +303,8 @@ type headerWriter struct {
 	p    *policy
 	tls  bool
 	done bool
+	// vals backs the values apply adds, in the writer's own allocation when they fit.
+	vals [8]string
 }
 
 func (w *headerWriter) apply() {
@@ -314,13 +316,14 @@ func (w *headerWriter) apply() {
 	for _, k := range w.p.remove {
 		delete(h, k)
 	}
-	// The values added share one backing array (one allocation per response, not one per
-	// header); each slice's capacity is capped at one so an append elsewhere copies it.
-	var vals []string
+	// The values added share one backing array, the writer's own when they fit (else one
+	// allocation per response, not one per header); each slice's capacity is capped at one so
+	// an append elsewhere copies it.
+	vals := w.vals[:0]
+	if len(w.p.set)+1 > len(w.vals) {
+		vals = make([]string, 0, len(w.p.set)+1)
+	}
 	one := func(v string) []string {
-		if vals == nil {
-			vals = make([]string, 0, len(w.p.set)+1)
-		}
 		vals = append(vals, v)
 		n := len(vals)
 		return vals[n-1 : n : n]
