@@ -25,6 +25,10 @@ type Info struct {
 	ClientIP netip.Addr
 	// PeerTrusted reports whether the direct peer is a trusted proxy.
 	PeerTrusted bool
+	// Peer is the direct peer's address, parsed from the request's RemoteAddr once, and
+	// PeerText its text (AddrString), for the forwarding headers and the access log.
+	Peer     netip.Addr
+	PeerText string
 	// Path is the normalized (still percent-encoded) request path used for routing.
 	Path string
 	// Route and Service name what served the request ("" before routing).

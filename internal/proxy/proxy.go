@@ -17,6 +17,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,15 +323,17 @@ func parseTemplate(tmpl string) []rewritePart {
 // kept (and appended to) only when the peer is a trusted proxy; otherwise they are replaced.
 // The header values are taken from vals.
 func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *headerValues) {
-	peer := httpx.PeerAddr(in.RemoteAddr)
+	var peer netip.Addr
+	peerStr := ""
+	if info != nil && info.Peer.IsValid() {
+		peer, peerStr = info.Peer, info.PeerText // parsed once, by the edge
+	} else if peer = httpx.PeerAddr(in.RemoteAddr); peer.IsValid() {
+		peerStr = httpx.AddrString(peer, in.RemoteAddr)
+	}
 	trusted := info != nil && info.PeerTrusted
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
-	}
-	peerStr := ""
-	if peer.IsValid() {
-		peerStr = httpx.AddrString(peer, in.RemoteAddr)
 	}
 	if trusted {
 		xff := strings.Join(in.Header["X-Forwarded-For"], ", ")

@@ -35,7 +35,11 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{}
 	info := &ex.info
 	info.RequestID = httpx.RequestIDAt(r.Header, start)
-	info.ClientIP, info.PeerTrusted = httpx.ClientIP(httpx.PeerAddr(r.RemoteAddr), r.Header["X-Forwarded-For"], rt.trusted)
+	info.Peer = httpx.PeerAddr(r.RemoteAddr)
+	if info.Peer.IsValid() {
+		info.PeerText = httpx.AddrString(info.Peer, r.RemoteAddr)
+	}
+	info.ClientIP, info.PeerTrusted = httpx.ClientIP(info.Peer, r.Header["X-Forwarded-For"], rt.trusted)
 	ex.sw = httpx.StatusWriter{ResponseWriter: w}
 	// The request's values go into its reqctx.Scope (the HTTP/1.x server made one; requests
 	// from net/http's server get one here), not into a context each.
@@ -174,8 +178,12 @@ func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *httpx.Status
 	if path == "" {
 		path = "-"
 	}
+	clientIP := info.PeerText
+	if info.ClientIP != info.Peer || clientIP == "" {
+		clientIP = httpx.AddrString(info.ClientIP, r.RemoteAddr)
+	}
 	rec := telemetry.AccessRecord{
-		Time: start, RequestID: info.RequestID, ClientIP: httpx.AddrString(info.ClientIP, r.RemoteAddr), Method: r.Method,
+		Time: start, RequestID: info.RequestID, ClientIP: clientIP, Method: r.Method,
 		Host: r.Host, Path: path, Proto: r.Proto, Route: info.Route, Service: info.Service,
 		Target: info.Target, Status: status, Bytes: sw.Bytes, Duration: d,
 		Upstream: info.UpstreamDuration, ErrorCode: info.ErrorCode,
