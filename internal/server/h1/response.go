@@ -379,6 +379,17 @@ func writeFields(bw *bufio.Writer, h http.Header, informational bool) {
 	}
 }
 
+// needsScrub reports whether v holds CR, LF or NUL (a byte loop: strings.ContainsAny builds
+// its byte set on every call, and field values are short).
+func needsScrub(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // writeField writes "k: v\r\n". Invalid names are skipped and CR/LF in values become spaces,
 // so a handler can never split the response.
 func writeField(bw *bufio.Writer, k, v string) {
@@ -387,7 +398,7 @@ func writeField(bw *bufio.Writer, k, v string) {
 	}
 	bw.WriteString(k)
 	bw.WriteString(": ")
-	if strings.ContainsAny(v, "\r\n\x00") {
+	if needsScrub(v) {
 		v = strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' || r == 0 {
 				return ' '

@@ -1175,3 +1175,17 @@ func TestLargeResponseToUnreadBody(t *testing.T) {
 		<-done
 	}
 }
+
+// needsScrub finds exactly the bytes strings.ContainsAny(v, "\r\n\x00") would.
+func TestNeedsScrub(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for _, v := range []string{string(rune(c)), "ab" + string([]byte{byte(c)}), string([]byte{byte(c)}) + "cd", "x" + string([]byte{byte(c)}) + "y"} {
+			if got, want := needsScrub(v), strings.ContainsAny(v, "\r\n\x00"); got != want {
+				t.Fatalf("needsScrub(%q) = %v, want %v", v, got, want)
+			}
+		}
+	}
+	if needsScrub("") || needsScrub("text/plain; charset=utf-8") {
+		t.Fatal("a clean value needs scrubbing")
+	}
+}
