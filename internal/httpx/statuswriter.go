@@ -52,3 +52,23 @@ func (w *StatusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap gives http.ResponseController the underlying writer.
 func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// AdoptHeader passes AdoptHeader on to the underlying writer.
+func (w *StatusWriter) AdoptHeader(h http.Header) bool { return AdoptHeader(w.ResponseWriter, h) }
+
+// HeaderAdopter is a ResponseWriter that can take a header map built elsewhere as its own, so
+// that a proxy hands it the upstream response's map instead of copying every field into a
+// second one. A wrapper implements it only if its Header is the underlying writer's (it then
+// passes the call on) and it keeps no reference to the map it got from Header earlier.
+type HeaderAdopter interface {
+	// AdoptHeader makes h the response's header map, with the fields already set on the
+	// response merged into it (their values ahead of h's for the same name), and reports
+	// whether it did; it does nothing once the head is written. The caller gives h up.
+	AdoptHeader(h http.Header) bool
+}
+
+// AdoptHeader hands h to w when w is a HeaderAdopter; it reports false (h not taken) otherwise.
+func AdoptHeader(w http.ResponseWriter, h http.Header) bool {
+	a, ok := w.(HeaderAdopter)
+	return ok && a.AdoptHeader(h)
+}

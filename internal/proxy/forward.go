@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/reqctx"
 )
 
@@ -67,14 +68,19 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	removeHopByHop(resp.Header)
 	h.modifyResponse(resp, ob.requestID)
 
-	dst := w.Header()
-	for k, vv := range resp.Header {
-		if old, ok := dst[k]; ok {
-			dst[k] = append(old, vv...)
-		} else {
-			dst[k] = vv
+	// The response takes the upstream's header map as its own where the writer can (the
+	// HTTP/1.x server); else the fields are copied over.
+	if !httpx.AdoptHeader(w, resp.Header) {
+		dst := w.Header()
+		for k, vv := range resp.Header {
+			if old, ok := dst[k]; ok {
+				dst[k] = append(old, vv...)
+			} else {
+				dst[k] = vv
+			}
 		}
 	}
+	dst := w.Header()
 	announced := len(resp.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)

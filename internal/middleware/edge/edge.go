@@ -340,6 +340,10 @@ func (w *headerWriter) apply() {
 	}
 }
 
+// AdoptHeader passes AdoptHeader on: apply reads the underlying writer's map when the head
+// is written, so it sees the adopted one.
+func (w *headerWriter) AdoptHeader(h http.Header) bool { return httpx.AdoptHeader(w.ResponseWriter, h) }
+
 func (w *headerWriter) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		w.apply()

@@ -51,7 +51,30 @@ var (
 	_ http.Hijacker       = (*response)(nil)
 )
 
-func (w *response) Header() http.Header { return w.header }
+// Header returns the response's header map, made on the first call (a proxied response
+// usually adopts the upstream's instead: AdoptHeader).
+func (w *response) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, w.c.headerHint)
+	}
+	return w.header
+}
+
+// AdoptHeader implements httpx.HeaderAdopter.
+func (w *response) AdoptHeader(h http.Header) bool {
+	if h == nil || w.wroteHeader || w.hijacked || w.done.Load() {
+		return false
+	}
+	for k, vv := range w.header {
+		if up, ok := h[k]; ok {
+			h[k] = append(vv[:len(vv):len(vv)], up...)
+		} else {
+			h[k] = vv
+		}
+	}
+	w.header = h
+	return true
+}
 
 // WriteHeader sends 1xx informational responses at once and records the final status.
 func (w *response) WriteHeader(code int) {
@@ -235,7 +258,7 @@ func bodyAllowed(status int) bool {
 // fields. final means the handler has returned, so everything it wrote is in pending.
 func (w *response) writeHead(final bool) {
 	c := w.c
-	h := w.header
+	h := w.Header()
 	req := w.req
 	delete(h, "Transfer-Encoding")
 	trailers := len(h["Trailer"]) > 0 || hasTrailerPrefix(h)

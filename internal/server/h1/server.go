@@ -497,7 +497,7 @@ func (c *conn) serveRequest() bool {
 	c.tmpl = *req
 	r := c.tmpl.WithContext(scope)
 	c.tmpl = http.Request{}
-	w := &response{c: c, req: r, header: make(http.Header, c.headerHint), isHead: r.Method == http.MethodHead, cl: -1,
+	w := &response{c: c, req: r, isHead: r.Method == http.MethodHead, cl: -1,
 		pending: c.pending[:0]}
 	if b, ok := r.Body.(*body); ok {
 		b.req = r
@@ -690,7 +690,7 @@ func (c *conn) refuse(r *http.Request, e *RequestError) {
 	} else {
 		defaultRefuse(w, r, e)
 	}
-	w.header["Connection"] = []string{"close"}
+	w.Header()["Connection"] = []string{"close"}
 	w.closeAfter = true
 	w.finish()
 	_ = c.bw.Flush()

@@ -12,8 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/httpx"
 )
 
 // echo answers with the method, path and request body.
@@ -1188,4 +1191,41 @@ func TestNeedsScrub(t *testing.T) {
 	if needsScrub("") || needsScrub("text/plain; charset=utf-8") {
 		t.Fatal("a clean value needs scrubbing")
 	}
+}
+
+// A response adopts a header map built elsewhere (the proxy's upstream response) with the
+// fields set before merged in, their values first; once the status is chosen it refuses.
+func TestAdoptHeader(t *testing.T) {
+	t.Parallel()
+	var late atomic.Bool
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Pre", "a")
+		w.Header().Set("Vary", "pre")
+		up := http.Header{"Vary": {"up"}, "X-Up": {"u"}, "Content-Length": {"2"}}
+		if !httpx.AdoptHeader(w, up) {
+			t.Error("the HTTP/1.x response did not adopt the header")
+		}
+		if w.Header().Get("X-Up") != "u" {
+			t.Error("Header() is not the adopted map")
+		}
+		w.WriteHeader(http.StatusOK)
+		late.Store(httpx.AdoptHeader(w, http.Header{"X-Late": {"l"}}))
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := dial(t, ts.addr)
+	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	r := c.read("GET")
+	if r.body != "ok" {
+		t.Fatalf("body %q", r.body)
+	}
+	if got := r.Header.Values("Vary"); len(got) != 2 || got[0] != "pre" || got[1] != "up" {
+		t.Errorf("Vary = %q, want [pre up]", got)
+	}
+	if r.Header.Get("X-Pre") != "a" || r.Header.Get("X-Up") != "u" {
+		t.Errorf("fields: %v", r.Header)
+	}
+	if late.Load() || r.Header.Get("X-Late") != "" {
+		t.Error("a header map was adopted after the status was written")
+	}
+	c.expectOpen()
 }
