@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/reqctx"
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // forward is the proxy loop: it turns the client's request into the upstream request, runs
@@ -215,12 +216,10 @@ func (e *earlyHints) close() {
 	e.mu.Unlock()
 }
 
-// hopByHop are the fields that describe one connection, never forwarded (RFC 9110 §7.6.1).
-var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// removeHopByHop deletes the hop-by-hop fields and those the Connection field names. "TE:
-// trailers" is kept: gRPC needs it end to end.
+// removeHopByHop deletes the hop-by-hop fields (RFC 9110 §7.6.1: Connection, Proxy-Connection,
+// Keep-Alive, Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding,
+// Upgrade) and those the Connection field names. "TE: trailers" is kept: gRPC needs it end to
+// end. It walks the map once (a few fields) rather than looking each name up.
 func removeHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for v != "" {
@@ -232,13 +231,13 @@ func removeHopByHop(h http.Header) {
 		}
 	}
 	trailers := false
-	for _, v := range h["Te"] {
-		if headerHasToken([]string{v}, "trailers") {
-			trailers = true
-		}
-	}
-	for _, k := range hopByHop {
-		if _, ok := h[k]; ok {
+	for k, vv := range h {
+		switch k {
+		case "Te":
+			trailers = wire.HasToken(vv, "trailers")
+			delete(h, k)
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Trailer", "Transfer-Encoding", "Upgrade":
 			delete(h, k)
 		}
 	}
@@ -246,6 +245,9 @@ func removeHopByHop(h http.Header) {
 		h["Te"] = []string{"trailers"}
 	}
 }
+
+// headerHasToken reports whether a comma-separated field holds token (ASCII case-insensitive).
+func headerHasToken(values []string, token string) bool { return wire.HasToken(values, token) }
 
 // upgradeType is the protocol a request or response asks to switch to ("" if none).
 func upgradeType(h http.Header) string {

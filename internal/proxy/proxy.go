@@ -196,17 +196,6 @@ func isUpgrade(r *http.Request) bool {
 	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header["Connection"], "upgrade")
 }
 
-func headerHasToken(values []string, token string) bool {
-	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // rewriteRequest runs once per request: it sets the upstream path (without the target's base
 // path) and the forwarding headers. in and out share their header map; every client value is
 // read before it is replaced. Each attempt then points a copy at its Target (scheme, host,
@@ -355,15 +344,25 @@ func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *he
 	}
 	out.Header["X-Forwarded-Proto"] = vals.one(proto)
 
-	var elem string
+	// One allocation for the element (the host is quoted in place when it must be).
+	var b strings.Builder
+	b.Grow(len(peerStr) + len(in.Host) + len(proto) + 24)
 	switch {
 	case !peer.IsValid():
-		elem = "for=unknown;host=" + quoteForwarded(in.Host) + ";proto=" + proto
+		b.WriteString("for=unknown")
 	case peer.Is6():
-		elem = `for="[` + peerStr + `]";host=` + quoteForwarded(in.Host) + ";proto=" + proto
+		b.WriteString(`for="[`)
+		b.WriteString(peerStr)
+		b.WriteString(`]"`)
 	default:
-		elem = "for=" + peerStr + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
+		b.WriteString("for=")
+		b.WriteString(peerStr)
 	}
+	b.WriteString(";host=")
+	writeForwardedValue(&b, in.Host)
+	b.WriteString(";proto=")
+	b.WriteString(proto)
+	elem := b.String()
 	// The client's Forwarded chain is kept only from a trusted peer.
 	if prev := in.Header["Forwarded"]; trusted && len(prev) > 0 {
 		elem = strings.Join(prev, ", ") + ", " + elem
@@ -371,14 +370,31 @@ func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *he
 	out.Header["Forwarded"] = vals.one(elem)
 }
 
-func quoteForwarded(s string) string {
+// writeForwardedValue writes s as a Forwarded parameter value: as it is when it is made of
+// letters, digits, '.', '-' and '_', else quoted (strconv.Quote's form, which for printable
+// ASCII without '"' or '\' is s between double quotes, written here without the detour).
+func writeForwardedValue(b *strings.Builder, s string) {
+	plain, simple := true, true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return strconv.Quote(s)
+			plain = false
+			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+				simple = false
+				break
+			}
 		}
 	}
-	return s
+	switch {
+	case plain:
+		b.WriteString(s)
+	case simple:
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+	default:
+		b.WriteString(strconv.Quote(s))
+	}
 }
 
 // modifyResponse sets the response's X-Request-Id (to requestID, the value rewriteRequest
