@@ -61,9 +61,9 @@ func (w *StatusWriter) AdoptHeader(h http.Header) bool { return AdoptHeader(w.Re
 // second one. A wrapper implements it only if its Header is the underlying writer's (it then
 // passes the call on) and it keeps no reference to the map it got from Header earlier.
 type HeaderAdopter interface {
-	// AdoptHeader makes h the response's header map, with the fields already set on the
-	// response merged into it (their values ahead of h's for the same name), and reports
-	// whether it did; it does nothing once the head is written. The caller gives h up.
+	// AdoptHeader makes h the response's header map and reports whether it did. It may
+	// decline (the response already has fields of its own, or its head is written); the
+	// caller then copies h's fields into Header(). Once adopted, the caller gives h up.
 	AdoptHeader(h http.Header) bool
 }
 

@@ -60,17 +60,13 @@ func (w *response) Header() http.Header {
 	return w.header
 }
 
-// AdoptHeader implements httpx.HeaderAdopter.
+// AdoptHeader implements httpx.HeaderAdopter. It adopts h only while the response has no
+// fields of its own: a map made by an earlier Header call is sized for the whole response
+// (headerHint), and copying h into it is cheaper than growing h to hold both. So it has
+// nothing to merge either.
 func (w *response) AdoptHeader(h http.Header) bool {
-	if h == nil || w.wroteHeader || w.hijacked || w.done.Load() {
+	if h == nil || len(w.header) > 0 || w.wroteHeader || w.hijacked || w.done.Load() {
 		return false
-	}
-	for k, vv := range w.header {
-		if up, ok := h[k]; ok {
-			h[k] = append(vv[:len(vv):len(vv)], up...)
-		} else {
-			h[k] = vv
-		}
 	}
 	w.header = h
 	return true
