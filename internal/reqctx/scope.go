@@ -213,8 +213,10 @@ func (s *Scope) Err() error {
 	return s.err
 }
 
+// pastDeadline reads only the monotonic clock when the deadline carries a monotonic reading
+// (time.Since; a time.Now would also read the wall clock).
 func (s *Scope) pastDeadline() bool {
-	return !s.deadline.IsZero() && !time.Now().Before(s.deadline)
+	return !s.deadline.IsZero() && time.Since(s.deadline) >= 0
 }
 
 // Value implements context.Context: the values Set on s, then parent's.
