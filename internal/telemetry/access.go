@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -70,7 +71,7 @@ func (l *AccessLogger) Log(rec *AccessRecord) {
 
 func appendJSON(b []byte, r *AccessRecord) []byte {
 	b = append(b, `{"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, r.Time)
 	b = append(b, `","msg":"request"`...)
 	b = appendField(b, "request_id", r.RequestID)
 	b = appendField(b, "client_ip", r.ClientIP)
@@ -85,9 +86,9 @@ func appendJSON(b []byte, r *AccessRecord) []byte {
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, r.Bytes, 10)
 	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, float64(r.Duration.Microseconds())/1000, 'f', -1, 64)
+	b = appendMillis(b, r.Duration)
 	b = append(b, `,"upstream_ms":`...)
-	b = strconv.AppendFloat(b, float64(r.Upstream.Microseconds())/1000, 'f', -1, 64)
+	b = appendMillis(b, r.Upstream)
 	if r.ErrorCode != "" {
 		b = appendField(b, "error", r.ErrorCode)
 	}
@@ -106,7 +107,17 @@ func appendField(b []byte, key, val string) []byte {
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	for i := 0; i < len(s); {
+	// The run of bytes that need no escaping (most fields, whole) goes in one append.
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			break
+		}
+		i++
+	}
+	b = append(b, s[:i]...)
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -174,6 +185,66 @@ func appendCLFText(b []byte, s string) []byte {
 		default:
 			b = append(b, c)
 		}
+	}
+	return b
+}
+
+// secText is one second's "2006-01-02T15:04:05" text, shared by the lines logged in it.
+type secText struct {
+	sec  int64
+	text []byte
+}
+
+var lastSec atomic.Pointer[secText]
+
+// appendRFC3339Nano appends t in UTC as t.UTC().AppendFormat(b, time.RFC3339Nano) would: the
+// date and time of day come from the last second formatted (an access log writes many lines a
+// second), the fraction is written digit by digit without its trailing zeros.
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := t.Unix()
+	st := lastSec.Load()
+	if st == nil || st.sec != sec {
+		st = &secText{sec: sec, text: t.AppendFormat(make([]byte, 0, 24), "2006-01-02T15:04:05")}
+		lastSec.Store(st)
+	}
+	b = append(b, st.text...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var f [10]byte
+		f[0] = '.'
+		for i := 9; i >= 1; i-- {
+			f[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(f)
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
+	}
+	return append(b, 'Z')
+}
+
+// appendMillis appends d in milliseconds to the microsecond, as
+// strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64) would ("0.552", "1.5",
+// "12"), with integer arithmetic.
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us >= 1<<53 || us <= -(1<<53) { // past float64's exact integers the float form rounds
+		return strconv.AppendFloat(b, float64(us)/1000, 'f', -1, 64)
+	}
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	if frac := us % 1000; frac != 0 {
+		f := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+		n := len(f)
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
 	}
 	return b
 }

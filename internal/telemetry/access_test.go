@@ -3,6 +3,9 @@ package telemetry
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,3 +104,60 @@ func BenchmarkAccessLogJSON(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// appendRFC3339Nano writes what time.RFC3339Nano does, across second boundaries (the cache),
+// fractions with and without trailing zeros, other time zones and the ends of the year range.
+func TestAppendRFC3339Nano(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	times := []time.Time{
+		time.Date(2026, 11, 29, 18, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 29, 18, 0, 0, 100_000_000, time.UTC),
+		time.Date(2026, 11, 29, 18, 0, 0, 1, time.UTC),
+		time.Date(2026, 11, 29, 18, 0, 0, 999_999_999, time.UTC),
+		time.Date(2026, 11, 29, 23, 59, 59, 5_000, time.FixedZone("X", -7*3600)),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 500_000_000, time.UTC),
+		time.Now(),
+	}
+	base := time.Date(2026, 11, 29, 18, 0, 0, 0, time.UTC)
+	for range 5000 {
+		times = append(times, base.Add(time.Duration(rng.Int64N(int64(10*time.Second)))))
+	}
+	for _, tm := range times {
+		if got, want := string(appendRFC3339Nano(nil, tm)), tm.UTC().Format(time.RFC3339Nano); got != want {
+			t.Fatalf("appendRFC3339Nano(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
+
+// Runs of plain text and escapes mix as encoding/json would quote them (HTML escaping aside).
+func TestAppendJSONStringRuns(t *testing.T) {
+	for _, s := range []string{"", "plain", `a"b`, `back\slash`, "ctl\x01x", "del\x7f", "é ü", "bad\xffutf8", "mixed \"é\" \n end", strings.Repeat("x", 300) + "\t"} {
+		got := string(appendJSONString(nil, s))
+		var back string
+		if err := json.Unmarshal([]byte(got), &back); err != nil {
+			t.Fatalf("%q -> %s: not JSON: %v", s, got, err)
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if back != want {
+			t.Fatalf("%q -> %s decodes to %q, want %q", s, got, back, want)
+		}
+	}
+}
+
+func TestAppendMillis(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ds := []time.Duration{0, time.Microsecond, 552 * time.Microsecond, 1500 * time.Microsecond, 2 * time.Millisecond,
+		999 * time.Nanosecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Hour, -1500 * time.Microsecond,
+		-time.Microsecond, math.MaxInt64, math.MinInt64, time.Duration(1<<53) * time.Microsecond}
+	for range 20000 {
+		ds = append(ds, time.Duration(rng.Int64N(int64(10*time.Minute))))
+	}
+	for _, d := range ds {
+		want := strconv.AppendFloat(nil, float64(d.Microseconds())/1000, 'f', -1, 64)
+		if got := appendMillis(nil, d); string(got) != string(want) {
+			t.Fatalf("appendMillis(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
