@@ -62,7 +62,7 @@ func (w *StatusWriter) AdoptHeader(h http.Header) bool { return AdoptHeader(w.Re
 // passes the call on) and it keeps no reference to the map it got from Header earlier.
 type HeaderAdopter interface {
 	// AdoptHeader makes h the response's header map and reports whether it did. It may
-	// decline (the response already has fields of its own, or its head is written); the
+	// decline (the response's own map was already handed out, or its head is written); the
 	// caller then copies h's fields into Header(). Once adopted, the caller gives h up.
 	AdoptHeader(h http.Header) bool
 }

@@ -60,12 +60,12 @@ func (w *response) Header() http.Header {
 	return w.header
 }
 
-// AdoptHeader implements httpx.HeaderAdopter. It adopts h only while the response has no
-// fields of its own: a map made by an earlier Header call is sized for the whole response
-// (headerHint), and copying h into it is cheaper than growing h to hold both. So it has
-// nothing to merge either.
+// AdoptHeader implements httpx.HeaderAdopter. It adopts h only while nobody has asked for the
+// response's own map: a map handed out by Header may be held and written later, and one made
+// there is sized for the whole response (headerHint), so copying h into it is cheaper than
+// growing h to hold both. So it has nothing to merge either.
 func (w *response) AdoptHeader(h http.Header) bool {
-	if h == nil || len(w.header) > 0 || w.wroteHeader || w.hijacked || w.done.Load() {
+	if h == nil || w.header != nil || w.wroteHeader || w.hijacked || w.done.Load() {
 		return false
 	}
 	w.header = h

@@ -1193,20 +1193,20 @@ func TestNeedsScrub(t *testing.T) {
 	}
 }
 
-// A response adopts a header map built elsewhere (the proxy's upstream response) while it has
-// no fields of its own; once it has some, or once the status is chosen, it declines, and the
-// caller copies instead.
+// A response adopts a header map built elsewhere (the proxy's upstream response) while nobody
+// has asked for its own; once someone has (even without setting a field: the map may be held
+// and written later), or once the status is chosen, it declines, and the caller copies instead.
 func TestAdoptHeader(t *testing.T) {
 	t.Parallel()
 	var declined, late atomic.Bool
 	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/own" {
-			w.Header().Set("X-Pre", "a")
+			h := w.Header() // handed out, still empty
 			declined.Store(!httpx.AdoptHeader(w, http.Header{"X-Up": {"u"}}))
+			h.Set("X-Pre", "a")
 			_, _ = io.WriteString(w, "ok")
 			return
 		}
-		_ = w.Header() // made, still empty: adopting replaces it
 		up := http.Header{"Vary": {"up"}, "X-Up": {"u"}, "Content-Length": {"2"}}
 		if !httpx.AdoptHeader(w, up) {
 			t.Error("the HTTP/1.x response did not adopt the header")
@@ -1230,7 +1230,7 @@ func TestAdoptHeader(t *testing.T) {
 	c.send("GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
 	r = c.read("GET")
 	if !declined.Load() || r.Header.Get("X-Up") != "" || r.Header.Get("X-Pre") != "a" {
-		t.Errorf("a response with fields of its own adopted a map (declined=%v, fields %v)", declined.Load(), r.Header)
+		t.Errorf("a response whose map was handed out adopted another (declined=%v, fields %v)", declined.Load(), r.Header)
 	}
 	c.expectOpen()
 }
