@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"maps"
 	"net/http"
 	"sort"
 	"sync"
@@ -441,9 +442,9 @@ func (rm *RouteMetrics) addTarget(target string) *attemptCells {
 	}
 	a := &attemptCells{dur: rm.m.attemptDur.WithLabelValues(rm.service, target)}
 	if len(old) < 1024 { // bound: targets come from config, but be safe
-		m := make(map[string]*attemptCells, len(old)+1)
-		for k, v := range old {
-			m[k] = v
+		m := maps.Clone(old)
+		if m == nil {
+			m = map[string]*attemptCells{}
 		}
 		m[target] = a
 		rm.targets.Store(&m)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -128,10 +129,7 @@ func (t *Transport) pool(host string) *pool {
 		addr = net.JoinHostPort(trimBrackets(host), "80")
 	}
 	p := &pool{addr: addr, maxOpen: t.o.MaxPerTarget, idleTimeout: t.o.IdleTimeout}
-	m := make(map[string]*pool, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
+	m := maps.Clone(old)
 	m[host] = p
 	t.pools.Store(&m)
 	return p
