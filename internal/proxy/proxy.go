@@ -168,8 +168,8 @@ func (h *Handler) send(out *http.Request, t *upstream.Target) (*http.Response, e
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	if info != nil {
-		info.UpstreamDuration = d // of the last attempt: the response the client gets
+	if info != nil && err == nil {
+		info.UpstreamDuration = d // of the last attempt that answered: the response the client gets
 	}
 	telemetry.EndAttempt(out.Context(), status, err, d)
 	return resp, err

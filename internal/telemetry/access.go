@@ -227,10 +227,11 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 
 // appendMillis appends d in milliseconds to the microsecond, as
 // strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64) would ("0.552", "1.5",
-// "12"), with integer arithmetic.
+// "12"), with integer arithmetic below 2^52 µs.
 func appendMillis(b []byte, d time.Duration) []byte {
 	us := d.Microseconds()
-	if us >= 1<<53 || us <= -(1<<53) { // past float64's exact integers the float form rounds
+	if us >= 1<<52 || us <= -(1<<52) {
+		// From 2^52 µs (143 years) the float form rounds the fraction: keep it there.
 		return strconv.AppendFloat(b, float64(us)/1000, 'f', -1, 64)
 	}
 	if us < 0 {

@@ -154,6 +154,13 @@ func TestAppendMillis(t *testing.T) {
 	for range 20000 {
 		ds = append(ds, time.Duration(rng.Int64N(int64(10*time.Minute))))
 	}
+	// Up to and past 2^52 µs, where the float form starts rounding (a Duration ends near 2^53 µs).
+	for e := 40; e <= 53; e++ {
+		for range 2000 {
+			us := int64(1)<<(e-1) + rng.Int64N(int64(1)<<(e-1))
+			ds = append(ds, time.Duration(us)*time.Microsecond, -time.Duration(us)*time.Microsecond)
+		}
+	}
 	for _, d := range ds {
 		want := strconv.AppendFloat(nil, float64(d.Microseconds())/1000, 'f', -1, 64)
 		if got := appendMillis(nil, d); string(got) != string(want) {

@@ -103,10 +103,10 @@ func (c *conn) setDeadlines(write time.Time) {
 }
 
 // quiet is sockio.Conn.Quiet for an idle connection. A read deadline left from the last
-// exchange that has passed while the connection sat idle is removed first: the peek would
-// fail on it.
+// exchange that has passed while the connection sat idle, or is about to, is removed first: the
+// peek would fail on it.
 func (c *conn) quiet() bool {
-	if !c.rdl.IsZero() && !time.Now().Before(c.rdl) {
+	if !c.rdl.IsZero() && time.Until(c.rdl) < time.Second {
 		_ = c.nc.SetReadDeadline(time.Time{})
 		c.rdl = time.Time{}
 	}
