@@ -47,15 +47,14 @@ func ParseFields(block string) (http.Header, FieldError) {
 		if colon <= 0 {
 			return nil, FieldNoName
 		}
-		name := line[:colon]
-		if !ValidFieldName(name) {
+		key, ok := FieldKey(line[:colon])
+		if !ok {
 			return nil, FieldBadName
 		}
 		value := TrimOWS(line[colon+1:])
 		if !ValidFieldValue(value) {
 			return nil, FieldBadValue
 		}
-		key := CanonicalKey(name)
 		if old, ok := h[key]; ok {
 			h[key] = append(old, value)
 		} else {

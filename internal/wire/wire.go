@@ -126,6 +126,29 @@ func CanonicalKey(name string) string {
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
+// FieldKey checks that name is a valid field name (a token) and returns its canonical key:
+// ValidFieldName and CanonicalKey in one pass over a name already canonical (most are).
+func FieldKey(name string) (key string, ok bool) {
+	if name == "" {
+		return "", false
+	}
+	upper, canonical := true, true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !httpguts.IsTokenRune(rune(c)) {
+			return "", false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return name, true
+	}
+	return CanonicalKey(name), true
+}
+
 func isCanonical(s string) bool {
 	upper := true
 	for i := 0; i < len(s); i++ {

@@ -389,10 +389,28 @@ func FuzzCanonicalKey(f *testing.F) {
 		if want := textproto.CanonicalMIMEHeaderKey(s); got != want {
 			t.Fatalf("CanonicalKey(%q) = %q, textproto says %q", s, got, want)
 		}
+		// FieldKey is ValidFieldName and CanonicalKey in one.
+		if key, ok := FieldKey(s); ok != ValidFieldName(s) || ok && key != got {
+			t.Fatalf("FieldKey(%q) = %q, %v; want %q, %v", s, key, ok, got, ValidFieldName(s))
+		}
 		if ValidFieldName(s) && !strings.EqualFold(got, s) {
 			t.Fatalf("CanonicalKey(%q) = %q changed more than case", s, got)
 		}
 	})
+}
+
+// FieldKey agrees with ValidFieldName and CanonicalKey for every byte in every position of a
+// few names.
+func TestFieldKey(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := string([]byte{byte(c)})
+		for _, s := range []string{b, b + "-type", "content-" + b, "X" + b + "y", "content-type", "Content-Type", "CONTENT-TYPE", ""} {
+			key, ok := FieldKey(s)
+			if ok != ValidFieldName(s) || ok && key != CanonicalKey(s) {
+				t.Fatalf("FieldKey(%q) = %q, %v; want %q, %v", s, key, ok, CanonicalKey(s), ValidFieldName(s))
+			}
+		}
+	}
 }
 
 func TestCanonicalKeyAllocs(t *testing.T) {
