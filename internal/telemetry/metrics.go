@@ -85,6 +85,60 @@ type Metrics struct {
 	mu      sync.Mutex
 	routes  map[routeKey]*RouteMetrics
 	targets atomic.Pointer[func() []TargetStatus]
+
+	// The per-request policy counters, resolved once per label set (WithLabelValues hashes
+	// the labels and takes the vector's lock on every call).
+	rateLimitC counterCache[rateLimitKey]
+	cacheC     counterCache[cacheKey]
+}
+
+type rateLimitKey struct {
+	route, limit string
+	allowed      bool
+}
+
+type cacheKey struct {
+	route string
+	hit   bool
+}
+
+// counterCache maps label sets to their counters; it is copied on write and read without a
+// lock. Its label values come from the configuration (route and limit names); it stops adding
+// past maxCachedLabelSets, and the caller then uses the vector directly.
+type counterCache[K comparable] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]prometheus.Counter]
+}
+
+const maxCachedLabelSets = 4096
+
+func (c *counterCache[K]) load(k K) (prometheus.Counter, bool) {
+	if m := c.m.Load(); m != nil {
+		ctr, ok := (*m)[k]
+		return ctr, ok
+	}
+	return nil, false
+}
+
+func (c *counterCache[K]) store(k K, ctr prometheus.Counter) prometheus.Counter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[K]prometheus.Counter
+	if m := c.m.Load(); m != nil {
+		old = *m
+	}
+	if have, ok := old[k]; ok {
+		return have
+	}
+	if len(old) < maxCachedLabelSets {
+		m := maps.Clone(old)
+		if m == nil {
+			m = map[K]prometheus.Counter{}
+		}
+		m[k] = ctr
+		c.m.Store(&m)
+	}
+	return ctr
 }
 
 type routeKey struct{ route, service string }
@@ -207,11 +261,16 @@ func (m *Metrics) RateLimitDecision(route, limit string, allowed bool) {
 	if m == nil {
 		return
 	}
-	d := "denied"
-	if allowed {
-		d = "allowed"
+	k := rateLimitKey{route, limit, allowed}
+	c, ok := m.rateLimitC.load(k)
+	if !ok {
+		d := "denied"
+		if allowed {
+			d = "allowed"
+		}
+		c = m.rateLimitC.store(k, m.rateLimit.WithLabelValues(route, limit, d))
 	}
-	m.rateLimit.WithLabelValues(route, limit, d).Inc()
+	c.Inc()
 }
 
 // AuthFailure counts a rejected request on route; reason is a short stable code such as
@@ -227,11 +286,16 @@ func (m *Metrics) CacheLookup(route string, hit bool) {
 	if m == nil {
 		return
 	}
-	r := "miss"
-	if hit {
-		r = "hit"
+	k := cacheKey{route, hit}
+	c, ok := m.cacheC.load(k)
+	if !ok {
+		r := "miss"
+		if hit {
+			r = "hit"
+		}
+		c = m.cacheC.store(k, m.cache.WithLabelValues(route, r))
 	}
-	m.cache.WithLabelValues(route, r).Inc()
+	c.Inc()
 }
 
 // SetBreakerState records the circuit breaker state of a service's target (target "" for a

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -229,4 +231,41 @@ func BenchmarkRouteMetricsObserve(b *testing.B) {
 			rm.Observe("GET", 200, 1500*time.Microsecond)
 		}
 	})
+}
+
+// The policy counters are resolved once per label set and cached; every call still counts,
+// past the cache's bound too.
+func TestPolicyCountersCached(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(MetricsOptions{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 250 {
+				m.RateLimitDecision("r", "l", true)
+				m.RateLimitDecision("r", "l", false)
+				m.CacheLookup("r", true)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range maxCachedLabelSets + 10 {
+		m.CacheLookup("route-"+strconv.Itoa(i), false)
+	}
+	m.CacheLookup("route-0", false)                                   // cached
+	m.CacheLookup("route-"+strconv.Itoa(maxCachedLabelSets+5), false) // past the bound
+	for _, c := range []struct {
+		ctr  prometheus.Counter
+		want float64
+	}{
+		{m.rateLimit.WithLabelValues("r", "l", "allowed"), 1000},
+		{m.rateLimit.WithLabelValues("r", "l", "denied"), 1000},
+		{m.cache.WithLabelValues("r", "hit"), 1000},
+		{m.cache.WithLabelValues("route-0", "miss"), 2},
+		{m.cache.WithLabelValues("route-"+strconv.Itoa(maxCachedLabelSets+5), "miss"), 2},
+	} {
+		if got := testutil.ToFloat64(c.ctr); got != c.want {
+			t.Errorf("%v = %v, want %v", c.ctr.Desc(), got, c.want)
+		}
+	}
 }
