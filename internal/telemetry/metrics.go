@@ -88,8 +88,8 @@ type Metrics struct {
 
 	// The per-request policy counters, resolved once per label set (WithLabelValues hashes
 	// the labels and takes the vector's lock on every call).
-	rateLimitC counterCache[rateLimitKey]
-	cacheC     counterCache[cacheKey]
+	rateLimitC cowMap[rateLimitKey, prometheus.Counter]
+	cacheC     cowMap[cacheKey, prometheus.Counter]
 }
 
 type rateLimitKey struct {
@@ -102,44 +102,49 @@ type cacheKey struct {
 	hit   bool
 }
 
-// counterCache maps label sets to their counters; it is copied on write and read without a
-// lock. Its label values come from the configuration (route and limit names); it stops adding
-// past maxCachedLabelSets, and the caller then uses the vector directly.
-type counterCache[K comparable] struct {
+// cowMap is a map copied on write (under mu) and read without a lock, for the instruments
+// resolved once per label set on the request path (a vector's WithLabelValues hashes the labels
+// and takes its lock on every call; a read-write mutex's reader count is one cache line every
+// processor writes). Its keys come from the configuration; store stops adding past max, and the
+// caller then uses what it made.
+type cowMap[K comparable, V any] struct {
 	mu sync.Mutex
-	m  atomic.Pointer[map[K]prometheus.Counter]
+	m  atomic.Pointer[map[K]V]
 }
 
-const maxCachedLabelSets = 4096
-
-func (c *counterCache[K]) load(k K) (prometheus.Counter, bool) {
+func (c *cowMap[K, V]) load(k K) (V, bool) {
 	if m := c.m.Load(); m != nil {
-		ctr, ok := (*m)[k]
-		return ctr, ok
+		v, ok := (*m)[k]
+		return v, ok
 	}
-	return nil, false
+	var zero V
+	return zero, false
 }
 
-func (c *counterCache[K]) store(k K, ctr prometheus.Counter) prometheus.Counter {
+// store adds v under k unless k is there already (its value is returned then) or the map
+// holds max entries.
+func (c *cowMap[K, V]) store(k K, v V, max int) V {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var old map[K]prometheus.Counter
+	var old map[K]V
 	if m := c.m.Load(); m != nil {
 		old = *m
 	}
 	if have, ok := old[k]; ok {
 		return have
 	}
-	if len(old) < maxCachedLabelSets {
+	if len(old) < max {
 		m := maps.Clone(old)
 		if m == nil {
-			m = map[K]prometheus.Counter{}
+			m = map[K]V{}
 		}
-		m[k] = ctr
+		m[k] = v
 		c.m.Store(&m)
 	}
-	return ctr
+	return v
 }
+
+const maxCachedLabelSets = 4096
 
 type routeKey struct{ route, service string }
 
@@ -268,7 +273,7 @@ func (m *Metrics) RateLimitDecision(route, limit string, allowed bool) {
 		if allowed {
 			d = "allowed"
 		}
-		c = m.rateLimitC.store(k, m.rateLimit.WithLabelValues(route, limit, d))
+		c = m.rateLimitC.store(k, m.rateLimit.WithLabelValues(route, limit, d), maxCachedLabelSets)
 	}
 	c.Inc()
 }
@@ -293,7 +298,7 @@ func (m *Metrics) CacheLookup(route string, hit bool) {
 		if hit {
 			r = "hit"
 		}
-		c = m.cacheC.store(k, m.cache.WithLabelValues(route, r))
+		c = m.cacheC.store(k, m.cache.WithLabelValues(route, r), maxCachedLabelSets)
 	}
 	c.Inc()
 }
@@ -423,10 +428,7 @@ type RouteMetrics struct {
 	route, service string
 	cells          [len(methods)][len(classes)]atomic.Pointer[requestCell]
 
-	// targets is copied on write (under mu) and read without a lock: a read-write mutex's
-	// reader count is one cache line that every request on every processor would write.
-	mu      sync.Mutex
-	targets atomic.Pointer[map[string]*attemptCells]
+	targets cowMap[string, *attemptCells]
 }
 
 type requestCell struct {
@@ -468,12 +470,10 @@ func (rm *RouteMetrics) UpstreamAttempt(target string, status int, err error, d 
 	if rm == nil {
 		return
 	}
-	var a *attemptCells
-	if m := rm.targets.Load(); m != nil {
-		a = (*m)[target]
-	}
-	if a == nil {
-		a = rm.addTarget(target)
+	a, ok := rm.targets.load(target)
+	if !ok {
+		// Bounded: targets come from config, but be safe.
+		a = rm.targets.store(target, &attemptCells{dur: rm.m.attemptDur.WithLabelValues(rm.service, target)}, 1024)
 	}
 	i := len(classes)
 	if err == nil {
@@ -491,29 +491,6 @@ func (rm *RouteMetrics) UpstreamAttempt(target string, status int, err error, d 
 	}
 	(*cp).Inc()
 	a.dur.Observe(d.Seconds())
-}
-
-// addTarget returns the attempt instruments of a target seen for the first time.
-func (rm *RouteMetrics) addTarget(target string) *attemptCells {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	var old map[string]*attemptCells
-	if m := rm.targets.Load(); m != nil {
-		old = *m
-	}
-	if a := old[target]; a != nil {
-		return a
-	}
-	a := &attemptCells{dur: rm.m.attemptDur.WithLabelValues(rm.service, target)}
-	if len(old) < 1024 { // bound: targets come from config, but be safe
-		m := maps.Clone(old)
-		if m == nil {
-			m = map[string]*attemptCells{}
-		}
-		m[target] = a
-		rm.targets.Store(&m)
-	}
-	return a
 }
 
 // RouteStat is a route's cumulative request figures, for the dashboard: it computes rates and
