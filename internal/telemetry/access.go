@@ -209,20 +209,27 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 		lastSec.Store(st)
 	}
 	b = append(b, st.text...)
-	if ns := t.Nanosecond(); ns != 0 {
-		var f [10]byte
-		f[0] = '.'
-		for i := 9; i >= 1; i-- {
-			f[i] = byte('0' + ns%10)
-			ns /= 10
-		}
-		n := len(f)
-		for f[n-1] == '0' {
-			n--
-		}
-		b = append(b, f[:n]...)
-	}
+	b = appendFraction(b, int64(t.Nanosecond()), 9)
 	return append(b, 'Z')
+}
+
+// appendFraction appends v (0 ≤ v < 10^digits) as a decimal fraction of digits places, "." and
+// the digits without their trailing zeros, or nothing for 0.
+func appendFraction(b []byte, v int64, digits int) []byte {
+	if v == 0 {
+		return b
+	}
+	var f [10]byte // '.' and up to 9 digits
+	f[0] = '.'
+	for i := digits; i >= 1; i-- {
+		f[i] = byte('0' + v%10)
+		v /= 10
+	}
+	n := digits + 1
+	for f[n-1] == '0' {
+		n--
+	}
+	return append(b, f[:n]...)
 }
 
 // appendMillis appends d in milliseconds to the microsecond, as
@@ -239,13 +246,5 @@ func appendMillis(b []byte, d time.Duration) []byte {
 		us = -us
 	}
 	b = strconv.AppendInt(b, us/1000, 10)
-	if frac := us % 1000; frac != 0 {
-		f := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
-		n := len(f)
-		for f[n-1] == '0' {
-			n--
-		}
-		b = append(b, f[:n]...)
-	}
-	return b
+	return appendFraction(b, us%1000, 3)
 }
