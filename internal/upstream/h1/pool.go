@@ -58,6 +58,29 @@ type conn struct {
 	readDL, writeDL time.Time
 	rdl, wdl        time.Time
 	lazyWrite       bool
+	// holdOut makes the next Write (the last flush of a request) leave its bytes in out, for
+	// the first Read of the response to send (sockio.Conn.WriteRead): the response cannot
+	// arrive before them, and the read then waits for it without a system call that finds
+	// nothing.
+	holdOut bool
+	out     []byte
+}
+
+// writeError is a request write that failed in Read, which sent the bytes Write held back.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// Write writes for bw. out aliases bw's buffer, which nothing writes to until the response's
+// first read has sent it.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.holdOut {
+		c.holdOut = false
+		c.out = p
+		return len(p), nil
+	}
+	return c.sio.Write(p)
 }
 
 var errHeadTooLarge = errors.New("h1: response head too large")
@@ -76,7 +99,20 @@ func (c *conn) Read(p []byte) (int, error) {
 		_ = c.nc.SetReadDeadline(c.readDL)
 		c.rdl = c.readDL
 	}
-	n, err := c.sio.Read(p)
+	var (
+		n   int
+		err error
+	)
+	if out := c.out; out != nil {
+		c.out = nil
+		n, err = c.sio.WriteRead(out, p)
+		var oe *net.OpError
+		if err != nil && errors.As(err, &oe) && oe.Op == "write" {
+			return 0, &writeError{err}
+		}
+	} else {
+		n, err = c.sio.Read(p)
+	}
 	c.nread += int64(n)
 	if c.headBudget > 0 {
 		c.headBudget -= n
@@ -197,7 +233,7 @@ func (t *Transport) getConn(ctx context.Context, p *pool, fresh bool) (*conn, er
 	c.sio.Init(nc)
 	c.lazyWrite = c.sio.OnWriteWait(c.applyWriteDeadline)
 	c.br = bufio.NewReaderSize(c, 4<<10)
-	c.bw = bufio.NewWriterSize(&c.sio, 4<<10)
+	c.bw = bufio.NewWriterSize(c, 4<<10)
 	c.abort = func() { _ = nc.Close() }
 	return c, nil
 }

@@ -290,7 +290,12 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 		return fail(fmt.Errorf("h1: write request: %w", err), true)
 	}
-	if err := c.bw.Flush(); err != nil {
+	// The last of the request goes out with the first read of the response (conn.Write), unless
+	// bytes are already buffered: that read would not reach the socket.
+	c.holdOut = c.br.Buffered() == 0
+	err := c.bw.Flush()
+	c.holdOut = false
+	if err != nil {
 		return fail(fmt.Errorf("h1: write request: %w", err), true)
 	}
 
@@ -320,9 +325,13 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 			mode, err = frame(&st.resp, req.Method)
 		}
 		if err != nil {
-			if IsTimeoutErr(err) {
+			var we *writeError
+			switch {
+			case errors.As(err, &we):
+				err = fmt.Errorf("h1: write request: %w", we.err)
+			case IsTimeoutErr(err):
 				err = fmt.Errorf("h1: timeout awaiting response headers: %w", err)
-			} else {
+			default:
 				err = fmt.Errorf("h1: read response: %w", err)
 			}
 			return fail(err, c.nread == before)
