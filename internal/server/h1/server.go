@@ -334,6 +334,10 @@ type conn struct {
 	pending []byte // reused as each response's held-back body
 	// headerHint sizes each response's header map: the field count of the previous response.
 	headerHint int
+	// idleSet is when awaitRequest last set the read deadline to idleFor from then (zero once
+	// anything else has set it: setReadDeadline).
+	idleSet time.Time
+	idleFor time.Duration
 
 	// Watching for the client going away while a request runs. since is when the running
 	// request started (UnixNano; 0 when there is nothing to watch); Server.watchLoop starts the
@@ -345,6 +349,7 @@ type conn struct {
 	reqDone      bool
 	bodyComplete bool
 	bgReading    bool
+	watched      bool // a background read has changed the read deadline
 	aborting     bool
 	hasByte      bool
 	gone         bool
@@ -426,10 +431,16 @@ func (c *conn) awaitRequest(first bool) bool {
 	if h := s.headTimeout(); first && h > 0 {
 		d = h
 	}
-	if d > 0 {
-		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		_ = c.rwc.SetReadDeadline(time.Time{})
+	switch {
+	case d <= 0:
+		c.setReadDeadline(time.Time{})
+	case c.idleSet.IsZero() || c.idleFor != d || time.Since(c.idleSet) >= min(d/8, time.Second):
+		// Renewing the deadline is a runtime timer change and two clock readings. Within a
+		// second (an eighth of a short timeout) of the last renewal the deadline set then
+		// stands: the idle timeout then holds to within that.
+		now := time.Now()
+		_ = c.rwc.SetReadDeadline(now.Add(d))
+		c.idleSet, c.idleFor = now, d
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
@@ -449,9 +460,9 @@ func (c *conn) serveRequest() bool {
 	headBuffered := c.headBuffered()
 	if !headBuffered {
 		if d := s.headTimeout(); d > 0 {
-			_ = c.rwc.SetReadDeadline(start.Add(d))
+			c.setReadDeadline(start.Add(d))
 		} else {
-			_ = c.rwc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 		}
 	}
 	var err error
@@ -483,9 +494,9 @@ func (c *conn) serveRequest() bool {
 	switch {
 	case headBuffered && !hasBody:
 	case s.ReadTimeout > 0:
-		_ = c.rwc.SetReadDeadline(start.Add(s.ReadTimeout))
+		c.setReadDeadline(start.Add(s.ReadTimeout))
 	case s.ReadHeaderTimeout > 0 || headBuffered:
-		_ = c.rwc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 	if s.WriteTimeout > 0 {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
@@ -574,7 +585,7 @@ func (c *conn) drain(b *body) bool {
 		// Without the request's read deadline, the idle timeout bounds a client that stops
 		// sending.
 		if d := s.idleTimeout(); d > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+			c.setReadDeadline(time.Now().Add(d))
 		}
 	}
 	return b.drain(drainLimit)
@@ -590,7 +601,7 @@ func (c *conn) lingerClose() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.setReadDeadline(time.Now().Add(lingerTimeout))
 	_, _ = io.Copy(io.Discard, c.rwc)
 }
 
@@ -774,7 +785,9 @@ func (c *conn) startWatch(since int64) {
 	// The body is read: the read timeout has done its job, and must not end a long request
 	// by failing this read. The deadline is cleared under c.mu, so that an endWatch coming
 	// next sets its deadline in the past after this one and always interrupts the read.
+	// (endWatch, on the connection's goroutine, forgets the idle deadline: watched.)
 	_ = c.rwc.SetReadDeadline(time.Time{})
+	c.watched = true
 	c.mu.Unlock()
 	if hook := testHookWatchRead.Load(); hook != nil {
 		(*hook)(c)
@@ -802,17 +815,27 @@ func (c *conn) endWatch() {
 	c.since.Store(0)
 	c.mu.Lock()
 	c.reqDone = true
+	if c.watched {
+		c.watched = false
+		c.idleSet = time.Time{}
+	}
 	if c.bgReading {
 		c.aborting = true
-		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		c.setReadDeadline(aLongTimeAgo)
 		for c.bgReading {
 			c.cond.Wait()
 		}
 		c.aborting = false
-		_ = c.rwc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 	c.scope = nil
 	c.mu.Unlock()
+}
+
+// setReadDeadline sets the connection's read deadline for anything but the idle wait.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.idleSet = time.Time{}
+	_ = c.rwc.SetReadDeadline(t)
 }
 
 func (c *conn) goneNow() bool {

@@ -82,6 +82,62 @@ func TestIdleTimeout(t *testing.T) {
 	idleClosed(t, ts.addr, idle)
 }
 
+// TestIdleTimeoutRenewed: a connection that keeps sending requests, more often than the idle
+// deadline is renewed (an eighth of a short timeout), outlives the timeout many times over;
+// once it falls silent, it is closed no sooner than the timeout less that eighth.
+func TestIdleTimeoutRenewed(t *testing.T) {
+	t.Parallel()
+	const idle = 160 * time.Millisecond
+	ts := start(t, ok, func(s *Server) {
+		s.IdleTimeout = idle
+		s.ReadHeaderTimeout = 5 * time.Second
+	})
+	c := dial(t, ts.addr)
+	var last time.Time
+	for end := time.Now().Add(4 * idle); time.Now().Before(end); {
+		last = time.Now()
+		c.expectOpen()
+		time.Sleep(idle / 32)
+	}
+	closedWithin(t, c, last, idle-idle/8)
+}
+
+// TestIdleTimeoutAfterWatchedRequest: a request long enough for the client-gone watch (whose
+// background read clears the read deadline) comes within the renewal window of the last
+// idle deadline: the idle wait after it still gets a deadline of its own.
+func TestIdleTimeoutAfterWatchedRequest(t *testing.T) {
+	t.Parallel()
+	const idle = 1600 * time.Millisecond // renewed at most every 200ms
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(5 * watchDelay)
+		}
+		ok(w, r)
+	}, func(s *Server) {
+		s.IdleTimeout = idle
+		s.ReadHeaderTimeout = 5 * time.Second
+	})
+	for _, pipelined := range []bool{false, true} {
+		c := dial(t, ts.addr)
+		c.expectOpen()
+		begin := time.Now()
+		c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+		if pipelined {
+			// The background read takes the first byte of the next request, and ends
+			// before the handler does.
+			time.Sleep(3 * watchDelay)
+			c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if r := c.read("GET"); r.StatusCode != 200 || r.Close {
+				t.Fatalf("/slow: %d close=%v", r.StatusCode, r.Close)
+			}
+		}
+		if r := c.read("GET"); r.StatusCode != 200 || r.Close {
+			t.Fatalf("pipelined=%v: %d close=%v", pipelined, r.StatusCode, r.Close)
+		}
+		closedWithin(t, c, begin, idle-idle/8)
+	}
+}
+
 // idleClosed checks that a connection left idle after one request is closed, no sooner than
 // idle after it. The server's idle wait starts when it has sent the response, so the time
 // before the request is a safe lower bound (the time after reading the response is not).
