@@ -72,6 +72,12 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
+// isWriteOp reports whether err is a failed write (a *net.OpError of Op "write").
+func isWriteOp(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "write"
+}
+
 // Write writes for bw. out aliases bw's buffer, which nothing writes to until the response's
 // first read has sent it.
 func (c *conn) Write(p []byte) (int, error) {
@@ -106,8 +112,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	if out := c.out; out != nil {
 		c.out = nil
 		n, err = c.sio.WriteRead(out, p)
-		var oe *net.OpError
-		if err != nil && errors.As(err, &oe) && oe.Op == "write" {
+		if err != nil && isWriteOp(err) {
 			return 0, &writeError{err}
 		}
 	} else {
