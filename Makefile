@@ -34,6 +34,7 @@ FUZZ_TARGETS = \
 	FuzzParseHead:./internal/server/h1/ \
 	FuzzChunkedBody:./internal/server/h1/ \
 	FuzzServe:./internal/server/h1/ \
+	FuzzParseOrigin:./internal/server/h1/ \
 	FuzzChunkedReader:./internal/wire/ \
 	FuzzCanonicalKey:./internal/wire/ \
 	FuzzResponseHead:./internal/upstream/h1/

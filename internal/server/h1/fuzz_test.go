@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -81,8 +82,8 @@ func FuzzParseHead(f *testing.F) {
 		if rerr != nil {
 			return
 		}
-		u, rerr := requestURL(h.method, h.target)
-		if rerr != nil {
+		u := new(url.URL)
+		if rerr := requestURL(h.method, h.target, u); rerr != nil {
 			return
 		}
 		fr, rerr := requestFraming(&h)
@@ -303,6 +304,32 @@ func FuzzServe(f *testing.F) {
 		}
 		if rest, _ := io.ReadAll(out); len(rest) > 0 {
 			t.Fatalf("%d bytes after the last response: %q\ninput %q", len(rest), rest, data)
+		}
+	})
+}
+
+// FuzzParseOrigin: wherever parseOrigin takes a target, url.ParseRequestURI gives the same
+// URL; a target it leaves alone is left untouched.
+func FuzzParseOrigin(f *testing.F) {
+	for _, s := range []string{"/", "/a/b", "/a?b=c", "/a?", "/a??", "/a?b?", "//x", "/a%20b",
+		"/a b", "/a#b", "/!$&'()*+,;=:@", "/a?\x7f", "/a?\tb", "*", "http://h/p", "", "?", "/é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		var u url.URL
+		u.Fragment = "untouched"
+		if !parseOrigin(target, &u) {
+			if u.Fragment != "untouched" || u.Path != "" {
+				t.Fatalf("parseOrigin(%q) refused the target but changed the URL: %#v", target, u)
+			}
+			return
+		}
+		want, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatalf("parseOrigin took %q, which net/url refuses: %v", target, err)
+		}
+		if u != *want {
+			t.Fatalf("parseOrigin(%q) = %#v, net/url %#v", target, u, *want)
 		}
 	})
 }

@@ -204,27 +204,32 @@ func requestFraming(h *head) (framing, *RequestError) {
 	return framing{}, nil
 }
 
-// requestURL parses the request target the way net/http does: origin-form, absolute-form,
-// "*" (OPTIONS) and authority-form (CONNECT only).
-func requestURL(method, target string) (*url.URL, *RequestError) {
+// requestURL parses the request target into u the way net/http does: origin-form,
+// absolute-form, "*" (OPTIONS) and authority-form (CONNECT only).
+func requestURL(method, target string, u *url.URL) *RequestError {
+	if parseOrigin(target, u) {
+		return nil
+	}
 	if method == http.MethodConnect && !strings.HasPrefix(target, "/") {
 		// authority-form: parsed as net/http parses it (a valid Host header is not enough:
 		// "a:b:c" or "[::1" are not authorities).
 		if target == "" || !httpguts.ValidHostHeader(target) {
-			return nil, badRequest("malformed request line: invalid CONNECT target")
+			return badRequest("malformed request line: invalid CONNECT target")
 		}
-		u, err := url.ParseRequestURI("http://" + target)
-		if err != nil || u.Host != target {
-			return nil, badRequest("malformed request line: invalid CONNECT target")
+		p, err := url.ParseRequestURI("http://" + target)
+		if err != nil || p.Host != target {
+			return badRequest("malformed request line: invalid CONNECT target")
 		}
+		*u = *p
 		u.Scheme = ""
-		return u, nil
+		return nil
 	}
-	u, err := url.ParseRequestURI(target)
+	p, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, badRequest("malformed request line: invalid request target")
+		return badRequest("malformed request line: invalid request target")
 	}
-	return u, nil
+	*u = *p
+	return nil
 }
 
 // requestHost checks the Host header (exactly one on HTTP/1.1, at most one on HTTP/1.0, a valid
@@ -294,4 +299,43 @@ var statusLines = func() [600]string {
 		}
 	}
 	return a
+}()
+
+// parseOrigin fills u as url.ParseRequestURI would from an origin-form target ("/path" or
+// "/path?query") whose path has only bytes that are never escaped in a path (so Path is the
+// path as sent and RawPath stays empty) and whose query has no control byte. It reports false,
+// leaving u alone, for any other target: ParseRequestURI then decides.
+func parseOrigin(target string, u *url.URL) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	// As net/url, a "?" that ends the target is kept as ForceQuery.
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
+// pathByte holds the bytes that net/url never escapes in a path: letters, digits and
+// "-_.~$&+,/:;=@".
+var pathByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
 }()

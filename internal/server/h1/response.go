@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,7 +43,8 @@ type response struct {
 	// atomic because a goroutine the handler started may still hold the ResponseWriter.
 	done    atomic.Bool
 	pending []byte
-	err     error // sticky write error
+	err     error   // sticky write error
+	url     url.URL // the request's URL
 }
 
 var (

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -334,6 +335,7 @@ type conn struct {
 	pending []byte // reused as each response's held-back body
 	// headerHint sizes each response's header map: the field count of the previous response.
 	headerHint int
+	tmplURL    url.URL // the URL of tmpl
 	// idleSet is when awaitRequest last set the read deadline to idleFor from then (zero once
 	// anything else has set it: setReadDeadline).
 	idleSet time.Time
@@ -509,7 +511,8 @@ func (c *conn) serveRequest() bool {
 	r := c.tmpl.WithContext(scope)
 	c.tmpl = http.Request{}
 	w := &response{c: c, req: r, isHead: r.Method == http.MethodHead, cl: -1,
-		pending: c.pending[:0]}
+		pending: c.pending[:0], url: c.tmplURL}
+	r.URL = &w.url // allocated with the response
 	if b, ok := r.Body.(*body); ok {
 		b.req = r
 		b.expect.Store(expect)
@@ -645,8 +648,9 @@ func (c *conn) newRequest(h *head) (*http.Request, bool, *RequestError) {
 	if h.protoMinor == 0 {
 		r.Proto = "HTTP/1.0"
 	}
-	u, rerr := requestURL(h.method, h.target)
-	if rerr != nil {
+	// The URL is the connection's until serveRequest gives the request one of its own.
+	u := &c.tmplURL
+	if rerr := requestURL(h.method, h.target, u); rerr != nil {
 		return nil, false, rerr
 	}
 	r.URL = u
