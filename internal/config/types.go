@@ -82,7 +82,9 @@ type Server struct {
 	// WriteTimeout bounds writing a response. Default: "0s" (disabled) so streaming responses
 	// (server-sent events, downloads) are not cut; route request timeouts still bound upstream calls.
 	WriteTimeout Duration `yaml:"write_timeout"`
-	// IdleTimeout closes keep-alive client connections idle this long. Default: 120s.
+	// IdleTimeout closes keep-alive client connections idle this long, to within a second (an
+	// eighth of a timeout under 8s): a busy connection renews its deadline at most that often.
+	// Default: 120s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout is how long a shutdown (SIGTERM/SIGINT) waits for in-flight requests to
 	// finish before closing their connections. Default: 30s.
