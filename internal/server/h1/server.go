@@ -354,8 +354,11 @@ type conn struct {
 	watched      bool // a background read has changed the read deadline
 	aborting     bool
 	hasByte      bool
-	gone         bool
-	bgByte       [1]byte
+	// bgDone is set (under mu) while hasByte or gone is: without it, reads and goneNow take
+	// no lock.
+	bgDone atomic.Bool
+	gone   bool
+	bgByte [1]byte
 }
 
 func (s *Server) newConn(base context.Context, rwc net.Conn) *conn {
@@ -809,6 +812,9 @@ func (c *conn) startWatch(since int64) {
 			c.scope.Cancel()
 		}
 	}
+	if c.hasByte || c.gone {
+		c.bgDone.Store(true)
+	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
 }
@@ -843,6 +849,9 @@ func (c *conn) setReadDeadline(t time.Time) {
 }
 
 func (c *conn) goneNow() bool {
+	if !c.bgDone.Load() {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gone
@@ -854,10 +863,14 @@ type connReader struct{ c *conn }
 
 func (cr connReader) Read(p []byte) (int, error) {
 	c := cr.c
+	if !c.bgDone.Load() {
+		return c.sio.Read(p)
+	}
 	c.mu.Lock()
 	if c.hasByte && len(p) > 0 {
 		p[0] = c.bgByte[0]
 		c.hasByte = false
+		c.bgDone.Store(c.gone)
 		c.mu.Unlock()
 		return 1, nil
 	}
