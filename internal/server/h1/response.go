@@ -262,9 +262,9 @@ func (w *response) writeHead(final bool) {
 	h := w.Header()
 	req := w.req
 	delete(h, "Transfer-Encoding")
-	trailers := len(h["Trailer"]) > 0 || hasTrailerPrefix(h)
 	// The Content-Length field always states the framing chosen here: the handler may have
-	// changed it after WriteHeader, when w.cl was fixed.
+	// changed it after WriteHeader, when w.cl was fixed. Trailers matter only to a response of
+	// unknown length (looking for them is a walk over the map).
 	switch {
 	case !bodyAllowed(w.status):
 		if w.status != http.StatusNotModified {
@@ -274,7 +274,7 @@ func (w *response) writeHead(final bool) {
 		if v := h["Content-Length"]; len(v) != 1 || !sameLength(v[0], w.cl) {
 			h["Content-Length"] = []string{strconv.FormatInt(w.cl, 10)}
 		}
-	case final && !trailers:
+	case final && len(h["Trailer"]) == 0 && !hasTrailerPrefix(h):
 		if !w.isHead || len(w.pending) > 0 {
 			w.cl = int64(len(w.pending))
 			h["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
