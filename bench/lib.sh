@@ -114,14 +114,19 @@ NGX
 	pids+=("$nginx_pid")
 }
 
-# cpu_ticks prints utime+stime (fields 14 and 15 of /proc/PID/stat) of one process, all threads.
+# cpu_ticks prints utime+stime (fields 14 and 15 of /proc/PID/stat) of one process, all threads;
+# cpu_ticks PID user prints utime alone.
 cpu_ticks() {
 	local stat rest
 	local -a f
 	stat=$(<"/proc/$1/stat") || die "pid $1 vanished while measuring"
 	rest=${stat##*) }
 	read -r -a f <<<"$rest"
-	echo $((f[11] + f[12]))
+	if [[ ${2:-} == user ]]; then
+		echo $((f[11]))
+	else
+		echo $((f[11] + f[12]))
+	fi
 }
 
 # to_ms converts a wrk latency ("812.00us", "1.20ms", "1.01s") to milliseconds.
@@ -181,10 +186,17 @@ run_bounded() {
 	return "$rc"
 }
 
-# cpu_ticks_sum PID... prints utime+stime summed over the given processes (clock ticks).
+# cpu_ticks_sum PID... prints utime+stime summed over the given processes (clock ticks);
+# user_ticks_sum PID... prints utime alone.
 cpu_ticks_sum() {
 	local total=0 pid
 	for pid in "$@"; do total=$((total + $(cpu_ticks "$pid"))); done
+	echo "$total"
+}
+
+user_ticks_sum() {
+	local total=0 pid
+	for pid in "$@"; do total=$((total + $(cpu_ticks "$pid" user))); done
 	echo "$total"
 }
 

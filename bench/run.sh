@@ -5,13 +5,17 @@
 # baseline (a bare ReverseProxy), gatehouse, and on request gatehouse1p (Gatehouse with
 # GOMAXPROCS=1, one core like nginx's one worker) and floor (bench/floor: the cheapest Go
 # forwarder, a reference for what the runtime and kernel cost; floor_nc is the same through
-# net.Conn's Read and Write instead of internal/sockio's raw system calls). In interleaved rounds wrk drives each proxy in turn; for every run
+# net.Conn's Read and Write instead of internal/sockio's raw system calls; floor_spin is floor with
+# FLOOR_SPIN of busy work per request). In interleaved rounds wrk drives each proxy in turn; for every run
 # the script records req/s, p99 latency, the proxy's own CPU time per request, and the backend's CPU
 # time per request in the same run. See bench/README.md for what the figures mean.
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor, floor_nc, gatehouse_b, gatehouse_b1p)
+#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor, floor_nc, floor_spin, gatehouse_b,
+#              gatehouse_b1p)
+#              FLOOR_SPIN (9us: the user CPU time floor_spin adds per request; set it to Gatehouse's user
+#              time less floor's, from the CSV, to see the kernel cost of that much user time)
 #              KEEP_TMP (0) RESULTS_DIR (bench/results)
 #              BASELINE_ARGS (extra flags for bench/baseline, e.g. "-buffer-pool" for pooled copy buffers)
 #              GATEHOUSE_BIN (use this gatehouse binary instead of building ./cmd/gatehouse)
@@ -64,7 +68,7 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor | floor_nc) ;;
+	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor | floor_nc | floor_spin) ;;
 	gatehouse_b | gatehouse_b1p)
 		[[ -x ${GATEHOUSE_B_BIN:-} ]] || die "PROXIES has $p: set GATEHOUSE_B_BIN to the second gatehouse binary"
 		;;
@@ -121,7 +125,7 @@ build() {
 	failed[$name]="build failed: $(tr '\n' ' ' <"$tmp/build-$name.log")"
 }
 build baseline ./bench/baseline
-[[ " $PROXIES " == *" floor "* || " $PROXIES " == *" floor_nc "* ]] && build floor ./bench/floor
+[[ " $PROXIES " =~ \ floor(_nc|_spin)?\  ]] && build floor ./bench/floor
 if [[ -n ${GATEHOUSE_BIN:-} ]]; then
 	gatehouse_build "$tmp/gatehouse" # dies if GATEHOUSE_BIN is not an executable file
 elif ! (gatehouse_build "$tmp/gatehouse"); then
@@ -158,9 +162,10 @@ start_proxy() {
 		nginx_start "$tmp/nginx" "$(nginx_proxy_body "$p" "$backend_port")"
 		proxy_pid[$name]=$nginx_pid
 		;;
-	floor | floor_nc)
+	floor | floor_nc | floor_spin)
 		local nc=()
 		[[ $name == floor_nc ]] && nc=(-netconn)
+		[[ $name == floor_spin ]] && nc=(-spin "${FLOOR_SPIN:-9us}")
 		"$tmp/floor" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" "${nc[@]}" >"$tmp/$name.log" 2>&1 &
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
@@ -204,7 +209,7 @@ proxy_log() {
 	nginx) tail -n 5 "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
 	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
-	floor | floor_nc) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
+	floor | floor_nc | floor_spin) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
 	esac
 }
 
@@ -263,7 +268,7 @@ run_wrk() {
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RESULTS_DIR"
 csv="$RESULTS_DIR/$stamp.csv"
-echo "time,round,proxy,duration_s,threads,conns,requests,rps,p99_ms,proxy_cpu_s,proxy_cpu_us_per_req,backend_cpu_s,backend_cpu_us_per_req,proxy_over_backend_cpu,sys_idle_pct,sys_steal_pct,socket_errors,non2xx" >"$csv"
+echo "time,round,proxy,duration_s,threads,conns,requests,rps,p99_ms,proxy_cpu_s,proxy_cpu_us_per_req,backend_cpu_s,backend_cpu_us_per_req,proxy_over_backend_cpu,sys_idle_pct,sys_steal_pct,socket_errors,non2xx,proxy_user_us_per_req,proxy_sys_us_per_req" >"$csv"
 
 est=$(((dur_s + PAUSE) * ROUNDS * ${#active[@]} + (warm_s + PAUSE) * ${#active[@]}))
 log "warm-up ${WARMUP} per proxy, then $ROUNDS round(s) x ${#active[@]} prox(ies) x $DURATION (wrk -t$THREADS -c$CONNS); about ${est}s"
@@ -282,11 +287,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		mapfile -t bpids < <(children "$backend_pid")
 		((${#ppids[@]})) || die "$name: no process to measure"
 		p0=$(cpu_ticks_sum "${ppids[@]}")
+		pu0=$(user_ticks_sum "${ppids[@]}")
 		b0=$(cpu_ticks_sum "${bpids[@]}")
 		read -r -a s0 <<<"$(sys_cpu)"
 		wrk_rc=0
 		run_wrk "$DURATION" "http://127.0.0.1:${proxy_port[$name]}/bench" "$out" || wrk_rc=$?
 		p1=$(cpu_ticks_sum "${ppids[@]}")
+		pu1=$(user_ticks_sum "${ppids[@]}")
 		b1=$(cpu_ticks_sum "${bpids[@]}")
 		read -r -a s1 <<<"$(sys_cpu)"
 		if ((wrk_rc != 0)); then
@@ -317,7 +324,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				steal = (dt > 0) ? 100 * ds / dt : 0
 				printf "%.2f,%.2f,%.2f,%.2f,%.3f,%.1f,%.1f", ps, ps * 1e6 / n, bs, bs * 1e6 / n, ratio, idle, steal
 			}')
-		echo "$(date +%H:%M:%S),$round,$name,$dur_s,$THREADS,$CONNS,$requests,$rps,$p99,$row,$serr,$non2xx" >>"$csv"
+		usr=$(awk -v pt=$((p1 - p0)) -v ut=$((pu1 - pu0)) -v hz="$clk_tck" -v n="$requests" \
+			'BEGIN { printf "%.2f,%.2f", ut / hz * 1e6 / n, (pt - ut) / hz * 1e6 / n }')
+		echo "$(date +%H:%M:%S),$round,$name,$dur_s,$THREADS,$CONNS,$requests,$rps,$p99,$row,$serr,$non2xx,$usr" >>"$csv"
 		IFS=, read -r _ _ _ _ _ _ _ _ _ _ cpu_req _ bcpu_req ratio idle steal _ _ <<<"$(tail -n 1 "$csv")"
 		log "round $round/$ROUNDS $name: $rps req/s, p99 ${p99}ms, proxy ${cpu_req}us/req, backend ${bcpu_req}us/req, ratio $ratio, idle ${idle}% steal ${steal}%"
 		if ((serr + non2xx > 0)); then
@@ -335,7 +344,7 @@ stats() {
 }
 
 # Columns of the CSV used below.
-col_rps=8 col_p99=9 col_cpu=11 col_bcpu=13 col_ratio=14 col_serr=17 col_non2xx=18
+col_rps=8 col_p99=9 col_cpu=11 col_bcpu=13 col_ratio=14 col_serr=17 col_non2xx=18 col_user=19 col_sys=20
 
 report=$(
 	printf 'Gatehouse benchmark %s — nproc %s, %s, wrk -t%s -c%s -d%s, %s round(s), ROUTE=%s, median (min–max)\n' \
@@ -371,6 +380,13 @@ report=$(
 					rel(rm, nr), rel(cm, nc), rel(qm, nq), errs, partial
 			}'
 	done
+	printf 'proxy CPU us/req split into user + system time (median):'
+	for name in "${proxies[@]}"; do
+		read -r um _ _ <<<"$(stats "$name" $col_user)"
+		read -r sm _ _ <<<"$(stats "$name" $col_sys)"
+		[[ -n $um && -n $sm ]] && printf ' %s %.1f + %.1f;' "$name" "$um" "$sm"
+	done
+	printf '\n'
 	printf 'req/s÷ng, CPU÷ng: median req/s and proxy CPU us/req relative to nginx; ratio÷ng: proxy/backend CPU relative to nginx.\n'
 	printf 'raw rounds: %s\n' "$csv"
 )
