@@ -225,7 +225,13 @@ func removeHopByHop(h http.Header) {
 		for v != "" {
 			var f string
 			f, v, _ = strings.Cut(v, ",")
-			if f = textproto.TrimString(f); f != "" {
+			switch f = textproto.TrimString(f); {
+			case f == "":
+			case wire.EqualFold(f, "keep-alive"):
+				// The usual option needs no canonical form: the walk below deletes it.
+			case wire.EqualFold(f, "close"):
+				delete(h, "Close")
+			default:
 				delete(h, textproto.CanonicalMIMEHeaderKey(f))
 			}
 		}

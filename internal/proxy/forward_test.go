@@ -59,6 +59,9 @@ func TestRemoveHopByHop(t *testing.T) {
 		{"named by Connection", http.Header{
 			"Connection": {"X-Secret, x-other ,", "close"}, "X-Secret": {"s"}, "X-Other": {"o"}, "X-Keep": {"1"},
 		}, http.Header{"X-Keep": {"1"}}},
+		{"connection options", http.Header{
+			"Connection": {"Keep-Alive, CLOSE"}, "Keep-Alive": {"timeout=5"}, "Close": {"x"}, "X-Keep": {"1"},
+		}, http.Header{"X-Keep": {"1"}}},
 		{"te trailers kept", http.Header{"Te": {"gzip, TRAILERS"}, "Content-Type": {"application/grpc"}},
 			http.Header{"Te": {"trailers"}, "Content-Type": {"application/grpc"}}},
 		{"te named by Connection is dropped", http.Header{"Connection": {"TE"}, "Te": {"trailers"}}, http.Header{}},
