@@ -104,7 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.o.RequestTimeout > 0 && !isUpgrade(r) {
 		deadline = time.Now().Add(h.o.RequestTimeout)
 	}
-	if d, ok := wire.ParseTimeout(r.Header.Get("Grpc-Timeout")); ok && wire.IsGRPCRequest(r) {
+	if d, ok := wire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && wire.IsGRPCRequest(r) {
 		if dl := time.Now().Add(d + grpcDeadlineGrace); deadline.IsZero() || dl.Before(deadline) {
 			deadline = dl
 		}
@@ -192,8 +192,17 @@ func (h *Handler) hashKey(r *http.Request, info *httpx.Info) string {
 	return r.RemoteAddr
 }
 
+// first is Header.Get for a name already in canonical form (Get canonicalizes it on every
+// call).
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
 func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header["Connection"], "upgrade")
+	return first(r.Header["Upgrade"]) != "" && headerHasToken(r.Header["Connection"], "upgrade")
 }
 
 // rewriteRequest runs once per request: it sets the upstream path (without the target's base

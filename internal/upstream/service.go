@@ -505,7 +505,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func isUpgrade(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
+	if v := r.Header["Upgrade"]; len(v) == 0 || v[0] == "" {
 		return false
 	}
 	for _, v := range r.Header["Connection"] {
