@@ -55,7 +55,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	ob.requestID = h.rewriteRequest(r, out)
 
-	key, _ := r.Context().Value(hashKeyCtx{}).(string)
+	var key string
+	if h.o.HashKind != "" {
+		// Only consistent_hash services put a key there; a lookup that misses walks every
+		// context up to the server's.
+		key, _ = r.Context().Value(hashKeyCtx{}).(string)
+	}
 	resp, err := h.o.Upstream.Run(out, key, h.sendFn)
 	hints.close() // the final response is chosen: a late 1xx (an abandoned attempt's) is dropped
 	if err != nil {
