@@ -42,7 +42,6 @@ type Conn struct {
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
 	peekFn  func(uintptr) bool
-	wrrdFn  func(uintptr) bool
 	// writeWait, when set, is called before a write waits for room (see OnWriteWait).
 	writeWait func()
 }
@@ -76,7 +75,6 @@ func (c *Conn) Init(nc net.Conn) {
 	c.readFn = c.doRead
 	c.writeFn = c.doWrite
 	c.peekFn = c.doPeek
-	c.wrrdFn = c.doWriteRead
 }
 
 // OnWriteWait makes c call f, on the writing goroutine, each time a Write is about to wait for
@@ -163,91 +161,6 @@ func (c *Conn) doPeek(fd uintptr) bool {
 			return true // never wait for readiness
 		}
 	}
-}
-
-// WriteRead writes all of p, then reads into q like Read: it is for a request and the first
-// read of its answer. Where the answer cannot have arrived before the write ends, Write followed
-// by Read costs a system call that finds nothing (a read that fails with EAGAIN before waiting
-// for the poller); WriteRead saves it by writing inside the read's RawConn callback, after the
-// runtime has reset the socket's read readiness, so that whatever arrives after the write is
-// reported by the poller, and the first read waits for it instead of trying the socket.
-//
-// Bytes that were already waiting in the socket before the call (which the caller should rule
-// out, as a response that is not the answer to p) are read only once something more arrives;
-// the read deadline bounds that wait as any other.
-//
-// A write that must wait for room in the send buffer is finished by Write (so OnWriteWait's
-// hook runs) and the read is then an ordinary Read. A failed write is reported as a
-// *net.OpError with Op "write", before anything is read. WriteRead is a write and a read: it
-// must not overlap either.
-func (c *Conn) WriteRead(p, q []byte) (int, error) {
-	if c.rc == nil || len(q) == 0 {
-		if _, err := c.Write(p); err != nil {
-			return 0, err
-		}
-		return c.Read(q)
-	}
-	if len(q) > maxRW {
-		q = q[:maxRW]
-	}
-	c.wr = op{p: p}
-	c.rd = op{p: q}
-	err := c.rc.Read(c.wrrdFn)
-	wrote, werrno, rest := c.wr.n, c.wr.errno, c.wr.p
-	n, rerrno := c.rd.n, c.rd.errno
-	c.wr.p, c.rd.p = nil, nil
-	switch {
-	case werrno != 0:
-		return 0, c.opError("write", os.NewSyscallError("write", werrno))
-	case rest != nil && err != nil:
-		// The wait for readiness (for the rest of a write that did not fit) was never
-		// reached: RawConn refused the call (a deadline, a closed connection).
-		return 0, c.opError("write", err)
-	case rest != nil:
-		if _, err := c.Write(rest[wrote:]); err != nil {
-			return 0, err
-		}
-		return c.Read(q)
-	case err != nil:
-		return 0, c.opError("read", err)
-	case rerrno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", rerrno))
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// doWriteRead is WriteRead's callback: it writes c.wr.p (setting c.wr.p to nil once all of
-// it is written) and then waits for readiness before the first read. It stops with c.wr.p
-// still set when the send buffer is full.
-func (c *Conn) doWriteRead(fd uintptr) bool {
-	if c.wr.p == nil {
-		return c.doRead(fd)
-	}
-	for c.wr.n < len(c.wr.p) {
-		chunk := c.wr.p[c.wr.n:]
-		if len(chunk) > maxRW {
-			chunk = chunk[:maxRW]
-		}
-		n, errno := sysWrite(fd, chunk)
-		switch errno {
-		case 0:
-			if n == 0 || n > len(chunk) {
-				c.wr.errno = syscall.EIO // the kernel took nothing, or claims more than it got
-				return true
-			}
-			c.wr.n += n
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return true // Write waits for room
-		default:
-			c.wr.errno = errno
-			return true
-		}
-	}
-	c.wr.p = nil
-	return false // the answer comes after the write: wait for the poller to report it
 }
 
 // Write writes all of p like net.Conn.Write, waiting for the socket to drain as needed; it

@@ -266,7 +266,7 @@ func checkOpError(t *testing.T, err error, op string) {
 }
 
 func BenchmarkPingPong(b *testing.B) {
-	for _, mode := range []string{"net", "sockio", "writeread"} {
+	for _, mode := range []string{"net", "sockio"} {
 		b.Run(mode, func(b *testing.B) {
 			ln, _ := net.Listen("tcp", "127.0.0.1:0")
 			defer ln.Close()
@@ -280,17 +280,12 @@ func BenchmarkPingPong(b *testing.B) {
 			nc, _ := net.Dial("tcp", ln.Addr().String())
 			defer nc.Close()
 			var rw io.ReadWriter = nc
-			if mode != "net" {
+			if mode == "sockio" {
 				rw = wrap(nc)
 			}
 			msg, buf := []byte("ping"), make([]byte, 4)
 			b.ReportAllocs()
 			for b.Loop() {
-				if mode == "writeread" {
-					n, _ := rw.(*Conn).WriteRead(msg, buf)
-					_, _ = io.ReadFull(rw, buf[n:])
-					continue
-				}
 				_, _ = rw.Write(msg)
 				_, _ = io.ReadFull(rw, buf)
 			}

@@ -58,35 +58,6 @@ type conn struct {
 	readDL, writeDL time.Time
 	rdl, wdl        time.Time
 	lazyWrite       bool
-	// holdOut makes the next Write (the last flush of a request) leave its bytes in out, for
-	// the first Read of the response to send (sockio.Conn.WriteRead): the response cannot
-	// arrive before them, and the read then waits for it without a system call that finds
-	// nothing.
-	holdOut bool
-	out     []byte
-}
-
-// writeError is a request write that failed in Read, which sent the bytes Write held back.
-type writeError struct{ err error }
-
-func (e *writeError) Error() string { return e.err.Error() }
-func (e *writeError) Unwrap() error { return e.err }
-
-// isWriteOp reports whether err is a failed write (a *net.OpError of Op "write").
-func isWriteOp(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "write"
-}
-
-// Write writes for bw. out aliases bw's buffer, which nothing writes to until the response's
-// first read has sent it.
-func (c *conn) Write(p []byte) (int, error) {
-	if c.holdOut {
-		c.holdOut = false
-		c.out = p
-		return len(p), nil
-	}
-	return c.sio.Write(p)
 }
 
 var errHeadTooLarge = errors.New("h1: response head too large")
@@ -105,19 +76,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		_ = c.nc.SetReadDeadline(c.readDL)
 		c.rdl = c.readDL
 	}
-	var (
-		n   int
-		err error
-	)
-	if out := c.out; out != nil {
-		c.out = nil
-		n, err = c.sio.WriteRead(out, p)
-		if err != nil && isWriteOp(err) {
-			return 0, &writeError{err}
-		}
-	} else {
-		n, err = c.sio.Read(p)
-	}
+	n, err := c.sio.Read(p)
 	c.nread += int64(n)
 	if c.headBudget > 0 {
 		c.headBudget -= n
@@ -238,7 +197,7 @@ func (t *Transport) getConn(ctx context.Context, p *pool, fresh bool) (*conn, er
 	c.sio.Init(nc)
 	c.lazyWrite = c.sio.OnWriteWait(c.applyWriteDeadline)
 	c.br = bufio.NewReaderSize(c, 4<<10)
-	c.bw = bufio.NewWriterSize(c, 4<<10)
+	c.bw = bufio.NewWriterSize(&c.sio, 4<<10)
 	c.abort = func() { _ = nc.Close() }
 	return c, nil
 }

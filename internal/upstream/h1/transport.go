@@ -290,12 +290,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 		return fail(fmt.Errorf("h1: write request: %w", err), true)
 	}
-	// The last of the request goes out with the first read of the response (conn.Write), unless
-	// bytes are already buffered: that read would not reach the socket.
-	c.holdOut = c.br.Buffered() == 0
-	err := c.bw.Flush()
-	c.holdOut = false
-	if err != nil {
+	if err := c.bw.Flush(); err != nil {
 		return fail(fmt.Errorf("h1: write request: %w", err), true)
 	}
 
@@ -325,13 +320,9 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 			mode, err = frame(&st.resp, req.Method)
 		}
 		if err != nil {
-			var we *writeError
-			switch {
-			case errors.As(err, &we):
-				err = fmt.Errorf("h1: write request: %w", we.err)
-			case IsTimeoutErr(err):
+			if IsTimeoutErr(err) {
 				err = fmt.Errorf("h1: timeout awaiting response headers: %w", err)
-			default:
+			} else {
 				err = fmt.Errorf("h1: read response: %w", err)
 			}
 			return fail(err, c.nread == before)
