@@ -75,10 +75,7 @@ func TestReadHeaderTimeout(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	const idle = 150 * time.Millisecond
-	ts := start(t, ok, func(s *Server) {
-		s.IdleTimeout = idle
-		s.ReadHeaderTimeout = 5 * time.Second
-	})
+	ts := startIdle(t, idle, 0, ok)
 	idleClosed(t, ts.addr, idle)
 }
 
@@ -88,10 +85,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestIdleTimeoutRenewed(t *testing.T) {
 	t.Parallel()
 	const idle = 160 * time.Millisecond
-	ts := start(t, ok, func(s *Server) {
-		s.IdleTimeout = idle
-		s.ReadHeaderTimeout = 5 * time.Second
-	})
+	ts := startIdle(t, idle, 0, ok)
 	c := dial(t, ts.addr)
 	var last time.Time
 	for end := time.Now().Add(4 * idle); time.Now().Before(end); {
@@ -108,15 +102,7 @@ func TestIdleTimeoutRenewed(t *testing.T) {
 func TestIdleTimeoutAfterWatchedRequest(t *testing.T) {
 	t.Parallel()
 	const idle = 1600 * time.Millisecond // renewed at most every 200ms
-	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			time.Sleep(5 * watchDelay)
-		}
-		ok(w, r)
-	}, func(s *Server) {
-		s.IdleTimeout = idle
-		s.ReadHeaderTimeout = 5 * time.Second
-	})
+	ts := startIdle(t, idle, 5*watchDelay, ok)
 	for _, pipelined := range []bool{false, true} {
 		c := dial(t, ts.addr)
 		c.expectOpen()
@@ -136,6 +122,21 @@ func TestIdleTimeoutAfterWatchedRequest(t *testing.T) {
 		}
 		closedWithin(t, c, begin, idle-idle/8)
 	}
+}
+
+// startIdle starts a server with the idle timeout idle (and a long head timeout) whose handler
+// sleeps for sleep on "/slow" before handing the request to next.
+func startIdle(t *testing.T, idle, sleep time.Duration, next http.HandlerFunc) *testServer {
+	t.Helper()
+	return start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(sleep)
+		}
+		next(w, r)
+	}, func(s *Server) {
+		s.IdleTimeout = idle
+		s.ReadHeaderTimeout = 5 * time.Second
+	})
 }
 
 // idleClosed checks that a connection left idle after one request is closed, no sooner than
@@ -400,15 +401,7 @@ func TestIdleDeadlineLeftDuringRequest(t *testing.T) {
 		}
 		_, _ = w.Write(append([]byte(r.URL.Path), b...))
 	}
-	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			time.Sleep(3 * idle)
-		}
-		echo(w, r)
-	}, func(s *Server) {
-		s.IdleTimeout = idle
-		s.ReadHeaderTimeout = 5 * time.Second
-	})
+	ts := startIdle(t, idle, 3*idle, echo)
 
 	t.Run("slow handler", func(t *testing.T) {
 		t.Parallel()
