@@ -43,8 +43,9 @@ type response struct {
 	// atomic because a goroutine the handler started may still hold the ResponseWriter.
 	done    atomic.Bool
 	pending []byte
-	err     error   // sticky write error
-	url     url.URL // the request's URL
+	err     error        // sticky write error
+	url     url.URL      // the request's URL
+	request http.Request // what req points to
 }
 
 var (

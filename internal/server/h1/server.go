@@ -511,11 +511,15 @@ func (c *conn) serveRequest() bool {
 	// timeouts and cancellation hooks in it instead of wrapping it once each.
 	scope := reqctx.New(c.ctx)
 	c.tmpl = *req
-	r := c.tmpl.WithContext(scope)
-	c.tmpl = http.Request{}
-	w := &response{c: c, req: r, isHead: r.Method == http.MethodHead, cl: -1,
+	w := &response{c: c, isHead: c.tmpl.Method == http.MethodHead, cl: -1,
 		pending: c.pending[:0], url: c.tmplURL}
-	r.URL = &w.url // allocated with the response
+	// The request and its URL are allocated with the response: WithContext's own copy does
+	// not escape (it is inlined), so the request costs no allocation of its own.
+	w.request = *c.tmpl.WithContext(scope)
+	c.tmpl = http.Request{}
+	r := &w.request
+	r.URL = &w.url
+	w.req = r
 	if b, ok := r.Body.(*body); ok {
 		b.req = r
 		b.expect.Store(expect)
