@@ -452,3 +452,29 @@ func TestBeneath(t *testing.T) {
 		t.Error("Scope found where there is none")
 	}
 }
+
+// TestInit: a Scope inside another object, made by Init, takes its parent's deadline, is
+// canceled with its parent and cancels its own children, as one from New does.
+func TestInit(t *testing.T) {
+	parent := WithDeadline(context.Background(), time.Now().Add(time.Hour))
+	var holder struct {
+		n     int
+		scope Scope
+	}
+	s := &holder.scope
+	s.Init(parent)
+	if d, ok := s.Deadline(); !ok || !d.Equal(parent.deadline) {
+		t.Fatalf("Deadline = %v %v, want the parent's", d, ok)
+	}
+	child, cancel := context.WithCancel(s)
+	defer cancel()
+	parent.Cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the parent's cancellation did not reach the child of an embedded Scope")
+	}
+	if s.Err() != context.Canceled {
+		t.Fatalf("Err = %v", s.Err())
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/wire"
 	"golang.org/x/net/http/httpguts"
 )
@@ -46,6 +47,7 @@ type response struct {
 	err     error        // sticky write error
 	url     url.URL      // the request's URL
 	request http.Request // what req points to
+	scope   reqctx.Scope // the request's context
 }
 
 var (

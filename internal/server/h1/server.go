@@ -509,12 +509,13 @@ func (c *conn) serveRequest() bool {
 
 	// One reqctx.Scope is the request's whole context: the layers above keep their values,
 	// timeouts and cancellation hooks in it instead of wrapping it once each.
-	scope := reqctx.New(c.ctx)
 	c.tmpl = *req
 	w := &response{c: c, isHead: c.tmpl.Method == http.MethodHead, cl: -1,
 		pending: c.pending[:0], url: c.tmplURL}
-	// The request and its URL are allocated with the response: WithContext's own copy does
-	// not escape (it is inlined), so the request costs no allocation of its own.
+	scope := &w.scope
+	scope.Init(c.ctx)
+	// The request, its URL and its Scope are allocated with the response: WithContext's own
+	// copy does not escape (it is inlined), so the request costs no allocation of its own.
 	w.request = *c.tmpl.WithContext(scope)
 	c.tmpl = http.Request{}
 	r := &w.request
