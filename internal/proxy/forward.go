@@ -30,12 +30,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	out, hints := &ob.req, &ob.hints
 	hints.w = w
 	if sc, ok := r.Context().(*reqctx.Scope); ok && h.scopeInterim && sc.Interim == nil {
-		sc.Interim = hints.forward
+		sc.Interim = hints
 		// The Scope may be the request's own, which outlives this exchange: nothing after it
 		// may write 1xx responses to w.
 		defer func() { sc.Interim = nil }()
 	} else {
-		tctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: hints.forward})
+		tctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{Got1xxResponse: hints.Interim})
 		if sc := reqctx.Beneath(r.Context()); sc != nil {
 			tctx = reqctx.Over(tctx, sc) // contexts net/http derives register with sc, no goroutine
 		}
@@ -187,7 +187,7 @@ type earlyHints struct {
 	closed bool
 }
 
-func (e *earlyHints) forward(code int, header textproto.MIMEHeader) error {
+func (e *earlyHints) Interim(code int, header textproto.MIMEHeader) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || code == http.StatusContinue {

@@ -27,10 +27,10 @@ func TestEarlyHintsForwardAndClose(t *testing.T) {
 	w := &recordingWriter{h: http.Header{"X-Own": {"final"}, "Link": {"</final>"}}}
 	e := &earlyHints{w: w}
 	hint := textproto.MIMEHeader{"Link": {"</a.css>; rel=preload"}}
-	if err := e.forward(http.StatusContinue, nil); err != nil || len(w.heads) != 0 {
+	if err := e.Interim(http.StatusContinue, nil); err != nil || len(w.heads) != 0 {
 		t.Fatalf("100 Continue passed on: %v %v", w.heads, err)
 	}
-	if err := e.forward(http.StatusEarlyHints, hint); err != nil {
+	if err := e.Interim(http.StatusEarlyHints, hint); err != nil {
 		t.Fatal(err)
 	}
 	if len(w.heads) != 1 || w.heads[0] != "Early Hints Link=</a.css>; rel=preload X-Own=final" {
@@ -40,7 +40,7 @@ func TestEarlyHintsForwardAndClose(t *testing.T) {
 		t.Fatalf("the final response's Link became %q", w.h.Get("Link"))
 	}
 	e.close()
-	if err := e.forward(http.StatusEarlyHints, hint); err != nil || len(w.heads) != 1 {
+	if err := e.Interim(http.StatusEarlyHints, hint); err != nil || len(w.heads) != 1 {
 		t.Fatalf("a 1xx after close was written: %q %v", w.heads, err)
 	}
 }

@@ -49,7 +49,8 @@ type Scope struct {
 	// Interim, when set, receives the upstream's interim (1xx) responses, 103 Early Hints
 	// among them, as httptrace.ClientTrace.Got1xxResponse would; an error aborts the exchange.
 	// The proxy sets it before it sends; the upstream client calls it on the same goroutine.
-	Interim func(code int, header textproto.MIMEHeader) error
+	// An interface rather than a func, so that setting it to a pointer costs no closure.
+	Interim InterimSink
 
 	canceled atomic.Bool // err is set
 	mu       sync.Mutex
@@ -74,6 +75,17 @@ type kv struct{ key, val any }
 type InterimReader interface {
 	ReadsScopeInterim()
 }
+
+// InterimSink receives interim (1xx) responses: see Scope.Interim.
+type InterimSink interface {
+	Interim(code int, header textproto.MIMEHeader) error
+}
+
+// InterimFunc is a function used as an InterimSink.
+type InterimFunc func(code int, header textproto.MIMEHeader) error
+
+// Interim calls f.
+func (f InterimFunc) Interim(code int, header textproto.MIMEHeader) error { return f(code, header) }
 
 // hook is something to do on cancellation: call f, or cancel a child Scope.
 type hook struct {
@@ -382,7 +394,7 @@ func (s *Scope) String() string { return "reqctx.Scope" }
 // canceled with (a per-try or deadline Scope made under the one the proxy set it on), and the
 // Scope that holds it; nil when there is none. The walk does not cross a context that cancels on
 // its own or not at all (WithoutCancel): a hook beyond it belongs to another exchange.
-func (s *Scope) InterimHook() (hook func(code int, header textproto.MIMEHeader) error, holder *Scope) {
+func (s *Scope) InterimHook() (hook InterimSink, holder *Scope) {
 	for c := s; c != nil; c = Beneath(c.parent) {
 		if c.Interim != nil {
 			return c.Interim, c

@@ -62,17 +62,17 @@ func TestScopeInterim(t *testing.T) {
 	var got []string
 	sc := reqctx.New(context.Background())
 	defer sc.Cancel()
-	sc.Interim = func(code int, h textproto.MIMEHeader) error {
+	sc.Interim = reqctx.InterimFunc(func(code int, h textproto.MIMEHeader) error {
 		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
 		return nil
-	}
+	})
 	if code, b := roundTripSeen(t, tr, sc, url); code != 200 || b != "ok" || len(got) != 1 || got[0] != "103 </a.css>; rel=preload" {
 		t.Fatalf("response %d %q, interim seen %q", code, b, got)
 	}
 	// An error from the hook aborts the exchange.
 	sc2 := reqctx.New(context.Background())
 	defer sc2.Cancel()
-	sc2.Interim = func(int, textproto.MIMEHeader) error { return errors.New("no hints, thanks") }
+	sc2.Interim = reqctx.InterimFunc(func(int, textproto.MIMEHeader) error { return errors.New("no hints, thanks") })
 	req2, _ := http.NewRequestWithContext(sc2, "GET", url+"/", nil)
 	if _, err := tr.RoundTrip(req2); err == nil || !strings.Contains(err.Error(), "no hints") {
 		t.Fatalf("err = %v, want the hook's error", err)
@@ -108,13 +108,13 @@ func TestScopeInterimThroughFallback(t *testing.T) {
 	var got []int
 	sc := reqctx.New(context.Background())
 	defer sc.Cancel()
-	sc.Interim = func(code int, h textproto.MIMEHeader) error {
+	sc.Interim = reqctx.InterimFunc(func(code int, h textproto.MIMEHeader) error {
 		if h.Get("Link") != "</b.css>; rel=preload" {
 			t.Errorf("103 Link %q", h.Get("Link"))
 		}
 		got = append(got, code)
 		return nil
-	}
+	})
 	if _, b := roundTripSeen(t, tr, sc, url); b != "tls ok" || fmt.Sprint(got) != "[103]" {
 		t.Fatalf("body %q, interim %v", b, got)
 	}
@@ -151,7 +151,7 @@ func TestScopeInterimFoundAbove(t *testing.T) {
 	url := earlyHintsServer(t)
 	tr, _ := newTransport(t, Options{})
 	var got []int
-	hook := func(code int, _ textproto.MIMEHeader) error { got = append(got, code); return nil }
+	hook := reqctx.InterimFunc(func(code int, _ textproto.MIMEHeader) error { got = append(got, code); return nil })
 
 	route := reqctx.WithTimeout(context.Background(), time.Minute)
 	defer route.Cancel()
@@ -189,7 +189,7 @@ func TestInterimNearestHookWins(t *testing.T) {
 			})
 			sc := reqctx.WithTimeout(traced, time.Minute)
 			defer sc.Cancel()
-			sc.Interim = func(c int, _ textproto.MIMEHeader) error { hook = append(hook, c); return nil }
+			sc.Interim = reqctx.InterimFunc(func(c int, _ textproto.MIMEHeader) error { hook = append(hook, c); return nil })
 			roundTripSeen(t, tr, sc, target.url)
 			if fmt.Sprint(hook) != "[103]" || len(trace) != 0 {
 				t.Fatalf("hook on a Scope over a trace: hook %v, trace %v; want the hook alone", hook, trace)

@@ -396,7 +396,7 @@ func got1xx(ctx context.Context, scope *reqctx.Scope) func(int, textproto.MIMEHe
 	if hook == nil || trace != nil && !traceBelow(ctx, holder) {
 		return trace
 	}
-	return hook
+	return hook.Interim
 }
 
 // traceBelow reports whether ctx's client trace, if any, is the one holder sees too: set at or
@@ -419,11 +419,11 @@ func interimTrace(req *http.Request) *http.Request {
 	old := httptrace.ContextClientTrace(ctx)
 	switch {
 	case hook != nil && (old == nil || traceBelow(ctx, holder)):
-		nt := &httptrace.ClientTrace{Got1xxResponse: hook}
+		nt := &httptrace.ClientTrace{Got1xxResponse: hook.Interim}
 		if old != nil {
 			// The old trace's other hooks stay; only its 1xx hook gives way to the nearer one.
 			copied := *old
-			copied.Got1xxResponse = hook
+			copied.Got1xxResponse = hook.Interim
 			nt, ctx = &copied, hideTrace{ctx, old}
 		}
 		ctx = httptrace.WithClientTrace(ctx, nt)
