@@ -23,10 +23,10 @@ import (
 // protocol switches). It does what httputil.ReverseProxy did for this package, without the
 // per-request deep copy of the request and its headers: the gateway owns the request, so its
 // header map is edited in place (hop-by-hop fields dropped, forwarding fields set).
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ob *outbound) {
 	// Interim responses (103 Early Hints) from the upstream reach the client too: through the
 	// request's Scope for a transport that reads it there, else through a client trace.
-	ob := &outbound{req: *r, url: *r.URL}
+	ob.req, ob.url = *r, *r.URL
 	out, hints := &ob.req, &ob.hints
 	hints.w = w
 	if sc, ok := r.Context().(*reqctx.Scope); ok && h.scopeInterim && sc.Interim == nil {
@@ -127,7 +127,8 @@ type outbound struct {
 	req       http.Request
 	url       url.URL
 	hints     earlyHints
-	requestID []string // the X-Request-Id value, for the response too
+	requestID []string     // the X-Request-Id value, for the response too
+	scope     reqctx.Scope // the route's deadline, when it has one (ServeHTTP)
 }
 
 // copyBody streams the response body. Bodies of unknown length and event streams are flushed

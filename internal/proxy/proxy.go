@@ -109,9 +109,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			deadline = dl
 		}
 	}
+	// The exchange's state, its Scope included, is one allocation.
+	ob := new(outbound)
 	var own *reqctx.Scope
 	if !deadline.IsZero() {
-		own = reqctx.WithDeadline(ctx, deadline)
+		own = &ob.scope
+		own.InitDeadline(ctx, deadline)
 		defer own.Cancel()
 		ctx = own
 	}
@@ -129,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
-	h.forward(w, r)
+	h.forward(w, r, ob)
 }
 
 type hashKeyCtx struct{}

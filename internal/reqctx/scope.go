@@ -131,14 +131,20 @@ func (s *Scope) Init(parent context.Context) {
 // WithDeadline returns a Scope under parent that is also canceled at d (or at parent's
 // deadline, if that comes first).
 func WithDeadline(parent context.Context, d time.Time) *Scope {
-	s := &Scope{parent: parent}
+	s := new(Scope)
+	s.InitDeadline(parent, d)
+	return s
+}
+
+// InitDeadline is Init for what WithDeadline(parent, d) returns.
+func (s *Scope) InitDeadline(parent context.Context, d time.Time) {
+	s.parent = parent
 	s.hooks = s.hookBuf[:0]
 	s.deadline = d
 	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
 		s.deadline = pd
 	}
 	s.link(parent)
-	return s
 }
 
 // WithTimeout is WithDeadline(parent, time.Now().Add(d)).
