@@ -53,7 +53,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ob *outbound) 
 		r.Header["Connection"] = []string{"Upgrade"}
 		r.Header["Upgrade"] = []string{upType}
 	}
-	ob.requestID = h.rewriteRequest(r, out)
+	ob.requestID = h.rewriteRequest(r, out, ob.vals[:0])
 
 	var key string
 	if h.o.HashKind != "" {
@@ -129,6 +129,7 @@ type outbound struct {
 	hints     earlyHints
 	requestID []string     // the X-Request-Id value, for the response too
 	scope     reqctx.Scope // the route's deadline, when it has one (ServeHTTP)
+	vals      [6]string    // backing array of the header values rewriteRequest sets
 }
 
 // copyBody streams the response body. Bodies of unknown length and event streams are flushed

@@ -214,7 +214,7 @@ func isUpgrade(r *http.Request) bool {
 // base path) in upstream.Service.
 //
 // It returns the request ID as a header value for the response to reuse (nil without Info).
-func (h *Handler) rewriteRequest(in, out *http.Request) (requestID []string) {
+func (h *Handler) rewriteRequest(in, out *http.Request, vals headerValues) (requestID []string) {
 	info := httpx.InfoFrom(in.Context())
 
 	escaped := in.URL.EscapedPath()
@@ -229,9 +229,8 @@ func (h *Handler) rewriteRequest(in, out *http.Request) (requestID []string) {
 		out.Host = ""
 	}
 
-	// Every value set below is carved from one backing array: one allocation per request
-	// instead of one per header.
-	vals := make(headerValues, 0, 6)
+	// Every value set below is carved from one backing array, vals (the exchange state's, or
+	// one allocation when it is too small), instead of one allocation per header.
 	h.setForwarded(in, out, info, &vals)
 	if info != nil {
 		requestID = vals.one(info.RequestID)
