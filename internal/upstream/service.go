@@ -230,7 +230,7 @@ func (s *Service) Do(ctx context.Context, req *http.Request) (*http.Response, er
 		if err != nil {
 			cancel()
 		} else {
-			resp.Body = wrapBody(resp.Body, nil, cancel)
+			resp.Body = wrapBody(resp.Body, nil, cancel, nil)
 		}
 	}
 	return resp, err
@@ -307,10 +307,12 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	}
 	var out *http.Request
 	var u *url.URL
+	var b *body
 	if ctx == parent {
-		// The request and its URL in one allocation (WithContext would copy the request alone).
+		// The request, its URL and the response body's wrapper in one allocation
+		// (WithContext would copy the request alone).
 		a := &attemptRequest{req: *req, url: *req.URL}
-		out, u = &a.req, &a.url
+		out, u, b = &a.req, &a.url, &a.body
 	} else {
 		out = req.WithContext(ctx)
 		u = new(url.URL)
@@ -345,14 +347,16 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 		}
 		return nil, o, err
 	}
-	resp.Body = wrapBody(resp.Body, t, cancel)
+	resp.Body = wrapBody(resp.Body, t, cancel, b)
 	return resp, o, nil
 }
 
-// attemptRequest is an attempt's copy of the request, pointed at its Target.
+// attemptRequest is an attempt's copy of the request, pointed at its Target, and the wrapper
+// of its response's body.
 type attemptRequest struct {
-	req http.Request
-	url url.URL
+	req  http.Request
+	url  url.URL
+	body body
 }
 
 // pick asks the breakers and the balancer for the next attempt's Target, avoiding tried.
@@ -559,11 +563,16 @@ type rwBody struct{ *body }
 
 func (b rwBody) Write(p []byte) (int, error) { return b.ReadCloser.(io.Writer).Write(p) }
 
-func wrapBody(rc io.ReadCloser, t *Target, cancel context.CancelFunc) io.ReadCloser {
+// wrapBody wraps rc so that closing it releases t and calls cancel, in b when b is not nil (a
+// zero body allocated with something else), else in a new body.
+func wrapBody(rc io.ReadCloser, t *Target, cancel context.CancelFunc, b *body) io.ReadCloser {
 	if rc == nil {
 		rc = http.NoBody
 	}
-	b := &body{ReadCloser: rc, t: t, cancel: cancel}
+	if b == nil {
+		b = new(body)
+	}
+	b.ReadCloser, b.t, b.cancel = rc, t, cancel
 	if _, ok := rc.(io.Writer); ok {
 		return rwBody{b}
 	}
