@@ -117,13 +117,18 @@ func New(parent context.Context) *Scope {
 }
 
 // Init makes s, a zero Scope, what New(parent) returns, for a Scope that lives inside a larger
-// object allocated anyway (the HTTP/1.x server's per-request state): one allocation fewer. s
-// must not be copied afterwards.
-func (s *Scope) Init(parent context.Context) {
+// object allocated anyway (the HTTP/1.x server's and the proxy's per-request state): one
+// allocation fewer. s must not be copied afterwards.
+func (s *Scope) Init(parent context.Context) { s.init(parent, time.Time{}) }
+
+// init sets a zero Scope up under parent, with deadline d (zero: parent's, if any) or parent's
+// when that comes first.
+func (s *Scope) init(parent context.Context, d time.Time) {
 	s.parent = parent
 	s.hooks = s.hookBuf[:0]
-	if d, ok := parent.Deadline(); ok {
-		s.deadline = d
+	s.deadline = d
+	if pd, ok := parent.Deadline(); ok && (d.IsZero() || pd.Before(d)) {
+		s.deadline = pd
 	}
 	s.link(parent)
 }
@@ -137,15 +142,7 @@ func WithDeadline(parent context.Context, d time.Time) *Scope {
 }
 
 // InitDeadline is Init for what WithDeadline(parent, d) returns.
-func (s *Scope) InitDeadline(parent context.Context, d time.Time) {
-	s.parent = parent
-	s.hooks = s.hookBuf[:0]
-	s.deadline = d
-	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
-		s.deadline = pd
-	}
-	s.link(parent)
-}
+func (s *Scope) InitDeadline(parent context.Context, d time.Time) { s.init(parent, d) }
 
 // WithTimeout is WithDeadline(parent, time.Now().Add(d)).
 func WithTimeout(parent context.Context, d time.Duration) *Scope {
