@@ -26,8 +26,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
-	"github.com/gatehouse/gatehouse/internal/translate/grpc/wire"
+	grpcwire "github.com/gatehouse/gatehouse/internal/translate/grpc/wire"
 	"github.com/gatehouse/gatehouse/internal/upstream"
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // Options configures a Handler for one route.
@@ -101,10 +102,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// without allocating.
 	var ctx context.Context = r.Context()
 	var deadline time.Time
-	if h.o.RequestTimeout > 0 && !isUpgrade(r) {
+	if h.o.RequestTimeout > 0 && !wire.IsUpgrade(r.Header) {
 		deadline = time.Now().Add(h.o.RequestTimeout)
 	}
-	if d, ok := wire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && wire.IsGRPCRequest(r) {
+	if d, ok := grpcwire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && grpcwire.IsGRPCRequest(r) {
 		if dl := time.Now().Add(d + grpcDeadlineGrace); deadline.IsZero() || dl.Before(deadline) {
 			deadline = dl
 		}
@@ -144,11 +145,11 @@ const grpcDeadlineGrace = 50 * time.Millisecond
 // writeError answers gRPC clients, which cannot read a JSON body, with a gRPC status in a
 // Trailers-Only response, and everyone else with the gateway's JSON error.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	if wire.IsGRPCRequest(r) {
+	if grpcwire.IsGRPCRequest(r) {
 		if info := httpx.InfoFrom(r.Context()); info != nil {
 			info.ErrorCode = code
 		}
-		wire.WriteError(w, wire.CodeFromHTTP(status), msg)
+		grpcwire.WriteError(w, grpcwire.CodeFromHTTP(status), msg)
 		return
 	}
 	httpx.WriteError(w, r, status, code, msg)
@@ -202,10 +203,6 @@ func first(vs []string) string {
 		return ""
 	}
 	return vs[0]
-}
-
-func isUpgrade(r *http.Request) bool {
-	return first(r.Header["Upgrade"]) != "" && headerHasToken(r.Header["Connection"], "upgrade")
 }
 
 // rewriteRequest runs once per request: it sets the upstream path (without the target's base
@@ -468,7 +465,7 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 // answer, which is the client's DEADLINE_EXCEEDED, not an unavailable service. The request's
 // context runs grpcDeadlineGrace past that deadline (see ServeHTTP).
 func grpcDeadlinePassed(r *http.Request) bool {
-	if !wire.IsGRPCRequest(r) {
+	if !grpcwire.IsGRPCRequest(r) {
 		return false
 	}
 	dl, ok := r.Context().Deadline()

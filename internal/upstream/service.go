@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/reqctx"
+	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
 // ErrNoHealthyTarget is returned when every Target of a Service is unhealthy (and the Service
@@ -250,7 +251,7 @@ func (s *Service) Run(req *http.Request, hashKey string, send SendFunc) (*http.R
 func (s *Service) run(req *http.Request, hashKey string, send SendFunc, allowFallback bool) (*http.Response, error) {
 	ctx := req.Context()
 	maxAttempts := 1
-	if s.retry != nil && slices.Contains(s.retry.Methods, req.Method) && !isUpgrade(req) {
+	if s.retry != nil && slices.Contains(s.retry.Methods, req.Method) && !wire.IsUpgrade(req.Header) {
 		s.st.budget.Request()
 		if replayable(req, s.retry.MaxBodyBytes) {
 			maxAttempts = s.retry.Attempts
@@ -300,7 +301,7 @@ func (s *Service) run(req *http.Request, hashKey string, send SendFunc, allowFal
 func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int), send SendFunc, replay bool) (*http.Response, outcome, error) {
 	parent := req.Context()
 	ctx, cancel := parent, context.CancelFunc(nil)
-	if s.retry != nil && s.retry.PerTryTimeout > 0 && !isUpgrade(req) {
+	if s.retry != nil && s.retry.PerTryTimeout > 0 && !wire.IsUpgrade(req.Header) {
 		// A Scope, so that the upstream client still registers with it without allocating.
 		sc := reqctx.WithTimeout(parent, s.retry.PerTryTimeout)
 		ctx, cancel = sc, sc.Cancel
@@ -506,20 +507,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-timer.C:
 		return true
 	}
-}
-
-func isUpgrade(r *http.Request) bool {
-	if v := r.Header["Upgrade"]; len(v) == 0 || v[0] == "" {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
-		for _, part := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // SetEscapedPath sets u's path from an already-escaped path, keeping the exact spelling.

@@ -5,6 +5,7 @@
 package wire
 
 import (
+	"net/http"
 	"net/textproto"
 	"strings"
 
@@ -97,6 +98,15 @@ func HasToken(values []string, token string) bool {
 		}
 	}
 	return false
+}
+
+// IsUpgrade reports whether h asks to switch protocols: an Upgrade field with a value and
+// the "upgrade" option in Connection.
+func IsUpgrade(h http.Header) bool {
+	if v := h["Upgrade"]; len(v) == 0 || v[0] == "" {
+		return false
+	}
+	return HasToken(h["Connection"], "upgrade")
 }
 
 // CanonicalKey returns the canonical form of a header name without allocating for names

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"net/http"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -423,5 +424,23 @@ func TestCanonicalKeyAllocs(t *testing.T) {
 	// itself can observe allocations.
 	if n := testing.AllocsPerRun(100, func() { _ = CanonicalKey("x-custom-thing") }); n == 0 {
 		t.Errorf("CanonicalKey(%q) does not allocate; allocation counting is broken", "x-custom-thing")
+	}
+}
+
+func TestIsUpgrade(t *testing.T) {
+	for _, tc := range []struct {
+		h    http.Header
+		want bool
+	}{
+		{http.Header{"Upgrade": {"websocket"}, "Connection": {"keep-alive, Upgrade"}}, true},
+		{http.Header{"Upgrade": {"h2c"}, "Connection": {"UPGRADE"}}, true},
+		{http.Header{"Upgrade": {"websocket"}}, false},
+		{http.Header{"Upgrade": {""}, "Connection": {"upgrade"}}, false},
+		{http.Header{"Connection": {"upgrade"}}, false},
+		{http.Header{"Upgrade": {"websocket"}, "Connection": {"upgrades"}}, false},
+	} {
+		if got := IsUpgrade(tc.h); got != tc.want {
+			t.Errorf("IsUpgrade(%v) = %v, want %v", tc.h, got, tc.want)
+		}
 	}
 }

@@ -239,10 +239,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // SetReadDeadline and SetWriteDeadline serve http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.idleSet = time.Time{}
-	return w.c.rwc.SetReadDeadline(t)
-}
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.setReadDeadline(t) }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 
 // EnableFullDuplex is a no-op: the request body can always be read while responding.

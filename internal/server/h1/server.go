@@ -848,9 +848,9 @@ func (c *conn) endWatch() {
 }
 
 // setReadDeadline sets the connection's read deadline for anything but the idle wait.
-func (c *conn) setReadDeadline(t time.Time) {
+func (c *conn) setReadDeadline(t time.Time) error {
 	c.idleSet = time.Time{}
-	_ = c.rwc.SetReadDeadline(t)
+	return c.rwc.SetReadDeadline(t)
 }
 
 func (c *conn) goneNow() bool {
