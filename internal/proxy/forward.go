@@ -259,12 +259,9 @@ func removeHopByHop(h http.Header) {
 	}
 }
 
-// headerHasToken reports whether a comma-separated field holds token (ASCII case-insensitive).
-func headerHasToken(values []string, token string) bool { return wire.HasToken(values, token) }
-
 // upgradeType is the protocol a request or response asks to switch to ("" if none).
 func upgradeType(h http.Header) string {
-	if !headerHasToken(h["Connection"], "upgrade") {
+	if !wire.HasToken(h["Connection"], "upgrade") {
 		return ""
 	}
 	return h.Get("Upgrade")
