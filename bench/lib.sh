@@ -335,6 +335,27 @@ $extra_loc
 NGX
 }
 
+# nginx_full_body PORT UPSTREAM_PORT ACCESS_LOG prints the http block of bench/run.sh's
+# nginx_full: nginx_proxy_body's proxy doing the work Gatehouse's plain route does on every request
+# — a request ID sent upstream and back, X-Forwarded-For/-Proto/-Host and Forwarded upstream, the
+# three default security headers on the response, and an access log line as JSON with the same
+# fields as Gatehouse's, buffered as Gatehouse's is by default (256 KiB, flushed every second).
+nginx_full_body() {
+	local port=$1 up=$2 access=$3
+	# shellcheck disable=SC2016 # nginx variables, not shell ones
+	nginx_proxy_body "$port" "$up" '    log_format gh escape=json '"'"'{"time":"$time_iso8601","msg":"request","request_id":"$request_id","client_ip":"$remote_addr","method":"$request_method","host":"$host","path":"$uri","route":"all","service":"backend","target":"$upstream_addr","status":$status,"bytes":$body_bytes_sent,"duration_ms":$request_time,"upstream_ms":"$upstream_response_time"}'"'"';' \
+		"            access_log $access gh buffer=256k flush=1s;
+            proxy_set_header X-Request-Id \$request_id;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header Forwarded \"for=\$remote_addr;host=\\\"\$http_host\\\";proto=\$scheme\";
+            add_header X-Request-Id \$request_id always;
+            add_header X-Frame-Options DENY always;
+            add_header Referrer-Policy no-referrer always;
+            add_header X-Content-Type-Options nosniff always;"
+}
+
 # gatehouse_plain_yaml PORT BACKEND_URL ACCESS_LOG [EXTRA] prints bench/run.sh's ROUTE=plain
 # config: one /** route to the backend, access log on (buffered JSON to ACCESS_LOG; "off"
 # disables it). EXTRA is appended as top-level YAML (e.g. an admin listener).

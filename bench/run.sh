@@ -6,14 +6,15 @@
 # GOMAXPROCS=1, one core like nginx's one worker) and floor (bench/floor: the cheapest Go
 # forwarder, a reference for what the runtime and kernel cost; floor_nc is the same through
 # net.Conn's Read and Write instead of internal/sockio's raw system calls; floor_spin is floor with
-# FLOOR_SPIN of busy work per request). In interleaved rounds wrk drives each proxy in turn; for every run
+# FLOOR_SPIN of busy work per request) and nginx_full (nginx configured to do the work Gatehouse's
+# plain route does: request ID, forwarding headers, security headers, a buffered JSON access log). In interleaved rounds wrk drives each proxy in turn; for every run
 # the script records req/s, p99 latency, the proxy's own CPU time per request, and the backend's CPU
 # time per request in the same run. See bench/README.md for what the figures mean.
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse"; also gatehouse1p, floor, floor_nc, floor_spin, gatehouse_b,
-#              gatehouse_b1p)
+#              PROXIES ("nginx baseline gatehouse"; also nginx_full, gatehouse1p, floor, floor_nc, floor_spin,
+#              gatehouse_b, gatehouse_b1p)
 #              FLOOR_SPIN (9us: the user CPU time floor_spin adds per request; set it to Gatehouse's user
 #              time less floor's, from the CSV, to see the kernel cost of that much user time)
 #              KEEP_TMP (0) RESULTS_DIR (bench/results)
@@ -68,7 +69,7 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | baseline | gatehouse | gatehouse1p | floor | floor_nc | floor_spin) ;;
+	case "$p" in nginx | nginx_full | baseline | gatehouse | gatehouse1p | floor | floor_nc | floor_spin) ;;
 	gatehouse_b | gatehouse_b1p)
 		[[ -x ${GATEHOUSE_B_BIN:-} ]] || die "PROXIES has $p: set GATEHOUSE_B_BIN to the second gatehouse binary"
 		;;
@@ -162,6 +163,10 @@ start_proxy() {
 		nginx_start "$tmp/nginx" "$(nginx_proxy_body "$p" "$backend_port")"
 		proxy_pid[$name]=$nginx_pid
 		;;
+	nginx_full)
+		nginx_start "$tmp/nginx_full" "$(nginx_full_body "$p" "$backend_port" "$tmp/nginx_full/access.log")"
+		proxy_pid[$name]=$nginx_pid
+		;;
 	floor | floor_nc | floor_spin)
 		local nc=()
 		[[ $name == floor_nc ]] && nc=(-netconn)
@@ -206,7 +211,7 @@ EOF
 # proxy_log prints the tail of a proxy's own logs, for failure reports.
 proxy_log() {
 	case "$1" in
-	nginx) tail -n 5 "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null ;;
+	nginx | nginx_full) tail -n 5 "$tmp/$1/error.log" "$tmp/$1/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
 	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
 	floor | floor_nc | floor_spin) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
@@ -233,7 +238,7 @@ verify() {
 # Go process itself (all its threads are in its /proc/PID/stat).
 measure_pids() {
 	case "$1" in
-	nginx) children "${proxy_pid[nginx]}" ;;
+	nginx | nginx_full) children "${proxy_pid[$1]}" ;;
 	*) echo "${proxy_pid[$1]}" ;;
 	esac
 }
@@ -243,7 +248,7 @@ for name in "${proxies[@]}"; do
 	start_proxy "$name"
 	if verify "$name"; then
 		log "$name on http://127.0.0.1:${proxy_port[$name]} (pid ${proxy_pid[$name]}): verified"
-		if [[ $name == nginx ]]; then nginx_workers "${proxy_pid[nginx]}"; fi
+		if [[ $name == nginx* ]]; then nginx_workers "${proxy_pid[$name]}"; fi
 	fi
 done
 for name in "${proxies[@]}"; do
