@@ -2,18 +2,20 @@
 # bench/run.sh — compare Gatehouse with nginx and a bare Go httputil.ReverseProxy on loopback.
 #
 # One nginx backend answers every request with a tiny body. Proxies sit in front of it: nginx,
-# baseline (a bare ReverseProxy), gatehouse, and on request gatehouse1p (Gatehouse with
-# GOMAXPROCS=1, one core like nginx's one worker) and floor (bench/floor: the cheapest Go
-# forwarder, a reference for what the runtime and kernel cost; floor_nc is the same through
-# net.Conn's Read and Write instead of internal/sockio's raw system calls; floor_spin is floor with
-# FLOOR_SPIN of busy work per request) and nginx_full (nginx configured to do the work Gatehouse's
-# plain route does: request ID, forwarding headers, security headers, a buffered JSON access log). In interleaved rounds wrk drives each proxy in turn; for every run
+# baseline (a bare ReverseProxy), gatehouse, and on request nginx_full (nginx configured to do
+# the work Gatehouse's plain route does: request ID, forwarding headers, security headers, a
+# buffered JSON access log), gatehouse_bare (Gatehouse with its access log and security headers
+# off), gatehouse1p (Gatehouse with GOMAXPROCS=1, one core like nginx's one worker) and floor
+# (bench/floor: the cheapest Go forwarder, a reference for what the runtime and kernel cost;
+# floor_nc is the same through net.Conn's Read and Write instead of internal/sockio's raw system
+# calls; floor_spin is floor with FLOOR_SPIN of busy work per request). In interleaved rounds wrk
+# drives each proxy in turn; for every run
 # the script records req/s, p99 latency, the proxy's own CPU time per request, and the backend's CPU
 # time per request in the same run. See bench/README.md for what the figures mean.
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse"; also nginx_full, gatehouse1p, floor, floor_nc, floor_spin,
+#              PROXIES ("nginx baseline gatehouse"; also nginx_full, gatehouse_bare, gatehouse1p, floor, floor_nc, floor_spin,
 #              gatehouse_b, gatehouse_b1p)
 #              FLOOR_SPIN (9us: the user CPU time floor_spin adds per request; set it to Gatehouse's user
 #              time less floor's, from the CSV, to see the kernel cost of that much user time)
@@ -69,7 +71,7 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | nginx_full | baseline | gatehouse | gatehouse1p | floor | floor_nc | floor_spin) ;;
+	case "$p" in nginx | nginx_full | baseline | gatehouse | gatehouse_bare | gatehouse1p | floor | floor_nc | floor_spin) ;;
 	gatehouse_b | gatehouse_b1p)
 		[[ -x ${GATEHOUSE_B_BIN:-} ]] || die "PROXIES has $p: set GATEHOUSE_B_BIN to the second gatehouse binary"
 		;;
@@ -133,7 +135,7 @@ elif ! (gatehouse_build "$tmp/gatehouse"); then
 	# In a subshell, so a failed build only skips gatehouse instead of ending the run.
 	failed[gatehouse]="build failed: $(tr '\n' ' ' <"$tmp/gatehouse.build.log")"
 fi
-if [[ " $PROXIES " == *" gatehouse_b"* ]]; then
+if [[ " $PROXIES " == *" gatehouse_b "* || " $PROXIES " == *" gatehouse_b1p "* ]]; then
 	cp "$GATEHOUSE_B_BIN" "$tmp/gatehouse_b"
 	log "gatehouse_b: using $GATEHOUSE_B_BIN"
 fi
@@ -180,10 +182,18 @@ start_proxy() {
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
 		;;
-	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p)
+	gatehouse | gatehouse_bare | gatehouse1p | gatehouse_b | gatehouse_b1p)
 		local dir="$tmp/$name.d"
 		mkdir -p "$dir"
-		gatehouse_plain_yaml "$p" "$backend_url" "$dir/access.log" >"$dir/gatehouse.yaml"
+		if [[ $name == gatehouse_bare ]]; then
+			# No access log and no security headers (nor removal of the upstream's Server header):
+			# what is left is what Gatehouse always does — request ID and forwarding headers.
+			gatehouse_plain_yaml "$p" "$backend_url" off |
+				sed 's/^server:$/server:\n  security_headers: { hsts: "off", content_type_options: "off", frame_options: "off", referrer_policy: "off", remove_upstream_headers: [] }/' \
+					>"$dir/gatehouse.yaml"
+		else
+			gatehouse_plain_yaml "$p" "$backend_url" "$dir/access.log" >"$dir/gatehouse.yaml"
+		fi
 		if [[ $ROUTE == realistic ]]; then
 			cat >>"$dir/gatehouse.yaml" <<'EOF'
     plugins:
@@ -200,7 +210,7 @@ EOF
 		local procs=${GOMAXPROCS:-}
 		[[ $name == *1p ]] && procs=1
 		local bin="$tmp/gatehouse"
-		[[ $name == gatehouse_b* ]] && bin="$tmp/gatehouse_b"
+		[[ $name == gatehouse_b || $name == gatehouse_b1p ]] && bin="$tmp/gatehouse_b"
 		GOMAXPROCS=$procs "$bin" run -c "$dir/gatehouse.yaml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
@@ -213,7 +223,7 @@ proxy_log() {
 	case "$1" in
 	nginx | nginx_full) tail -n 5 "$tmp/$1/error.log" "$tmp/$1/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
-	gatehouse | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
+	gatehouse | gatehouse_bare | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
 	floor | floor_nc | floor_spin) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
 	esac
 }
