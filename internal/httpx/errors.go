@@ -15,6 +15,7 @@ const (
 	CodeInvalidPath        = "invalid_path"
 	CodeBadRequest         = "bad_request"
 	CodeBodyTooLarge       = "request_entity_too_large"
+	CodeRequestTimeout     = "request_timeout"
 	CodeHeadersTooLarge    = "request_header_fields_too_large"
 	CodeBadGateway         = "bad_gateway"
 	CodeServiceUnavailable = "service_unavailable"

@@ -428,6 +428,7 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		reqID = info.RequestID
 	}
 	var mbe *http.MaxBytesError
+	var cbe *upstream.ClientBodyError
 	var open *upstream.OpenError
 	status, code, msg := http.StatusBadGateway, httpx.CodeBadGateway, "the upstream service failed to respond"
 	switch {
@@ -442,8 +443,6 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		h.o.Logger.Warn("no healthy target", "request_id", reqID, "route", h.o.Route, "service", h.o.Service)
 		writeError(w, r, http.StatusServiceUnavailable, httpx.CodeServiceUnavailable, "no healthy upstream target is available")
 		return
-	case errors.As(err, &mbe):
-		status, code, msg = http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large"
 	case r.Context().Err() == context.Canceled || errors.Is(err, context.Canceled):
 		// The client went away: nobody is listening for an answer.
 		if info != nil {
@@ -451,6 +450,19 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		}
 		h.o.Logger.Debug("client canceled request", "request_id", reqID, "route", h.o.Route)
 		w.WriteHeader(499)
+		return
+	case errors.As(err, &cbe) || errors.As(err, &mbe):
+		// The client's body failed, not the upstream: its fault, a 4xx, logged at debug.
+		switch {
+		case errors.As(err, &mbe):
+			status, code, msg = http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large"
+		case isTimeout(err):
+			status, code, msg = http.StatusRequestTimeout, httpx.CodeRequestTimeout, "the request body was not received in time"
+		default:
+			status, code, msg = http.StatusBadRequest, httpx.CodeBadRequest, "the request body could not be read"
+		}
+		h.o.Logger.Debug("request body failed", "request_id", reqID, "route", h.o.Route, "status", status, "error", err.Error())
+		writeError(w, r, status, code, msg)
 		return
 	case isTimeout(err) || r.Context().Err() == context.DeadlineExceeded || grpcDeadlinePassed(r):
 		status, code, msg = http.StatusGatewayTimeout, httpx.CodeGatewayTimeout, "the upstream service did not respond in time"

@@ -26,8 +26,9 @@ const (
 	Reset
 	// StatusFailure: the response status is one the Conditions list.
 	StatusFailure
-	// Canceled: the caller went away or its own deadline passed. It is neither a success nor a
-	// failure of the target, and is never retried.
+	// Canceled: the caller went away, its own deadline passed or its request body could not be
+	// read (a ClientBodyError). It is neither a success nor a failure of the target, and is
+	// never retried.
 	Canceled
 )
 
@@ -124,7 +125,8 @@ func Classify(parent context.Context, err error) Failure {
 	if parent != nil && parent.Err() != nil {
 		return Canceled
 	}
-	if errors.Is(err, context.Canceled) {
+	var cbe *ClientBodyError
+	if errors.As(err, &cbe) || errors.Is(err, context.Canceled) {
 		return Canceled
 	}
 	if IsTimeout(err) {

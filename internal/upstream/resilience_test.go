@@ -3,11 +3,13 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -166,6 +168,8 @@ func TestClassify(t *testing.T) {
 		{"reset", context.Background(), &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, Reset},
 		{"eof", context.Background(), io.ErrUnexpectedEOF, Reset},
 		{"caller gone", canceled, context.DeadlineExceeded, Canceled},
+		{"client body cut short", context.Background(), fmt.Errorf("write: %w", &ClientBodyError{Err: io.ErrUnexpectedEOF}), Canceled},
+		{"client body too slow", context.Background(), &ClientBodyError{Err: os.ErrDeadlineExceeded}, Canceled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -309,15 +309,17 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	var out *http.Request
 	var u *url.URL
 	var b *body
+	var cb *clientBody
 	if ctx == parent {
-		// The request, its URL and the response body's wrapper in one allocation
+		// The request, its URL, the request and response bodies' wrappers in one allocation
 		// (WithContext would copy the request alone).
 		a := &attemptRequest{req: *req, url: *req.URL}
-		out, u, b = &a.req, &a.url, &a.body
+		out, u, b, cb = &a.req, &a.url, &a.body, &a.reqBody
 	} else {
 		out = req.WithContext(ctx)
 		u = new(url.URL)
 		*u = *req.URL
+		cb = new(clientBody)
 	}
 	u.Scheme, u.Host = t.URL.Scheme, t.URL.Host
 	if base := t.URL.EscapedPath(); base != "" && base != "/" {
@@ -331,9 +333,17 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 		}
 		out.Body = body
 	}
+	if out.Body != nil && out.Body != http.NoBody && !wire.IsUpgrade(req.Header) {
+		// A failure to read the client's body must not count against the target.
+		cb.rc = out.Body
+		out.Body = cb
+	} else {
+		cb = nil
+	}
 
 	t.Acquire()
 	resp, err := send(out, t)
+	err = cb.blame(err)
 	o := newOutcome(parent, resp, err)
 	if done != nil {
 		done(o.failure, o.status)
@@ -352,12 +362,13 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	return resp, o, nil
 }
 
-// attemptRequest is an attempt's copy of the request, pointed at its Target, and the wrapper
-// of its response's body.
+// attemptRequest is an attempt's copy of the request, pointed at its Target, and the wrappers
+// of its request's and its response's bodies.
 type attemptRequest struct {
-	req  http.Request
-	url  url.URL
-	body body
+	req     http.Request
+	url     url.URL
+	body    body
+	reqBody clientBody
 }
 
 // pick asks the breakers and the balancer for the next attempt's Target, avoiding tried.
