@@ -330,6 +330,11 @@ func (s *Source) validateEdge(add func(path, format string, args ...any)) {
 	if sv.MaxInFlight < 0 {
 		add("server.max_in_flight", "must not be negative")
 	}
+	switch sv.UnderscoreHeaders {
+	case "", "drop", "reject", "allow":
+	default:
+		add("server.underscore_headers", "must be drop, reject or allow, got %q", sv.UnderscoreHeaders)
+	}
 	if sv.MaxURIBytes.Bytes < 256 {
 		add("server.max_uri_bytes", "must be at least 256 bytes")
 	}

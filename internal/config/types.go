@@ -99,6 +99,12 @@ type Server struct {
 	MaxInFlight int `yaml:"max_in_flight"`
 	// SecurityHeaders are added to every response; routes may override them.
 	SecurityHeaders SecurityHeaders `yaml:"security_headers"`
+	// UnderscoreHeaders decides what happens to request header fields whose names contain "_":
+	// "drop" removes them before any policy runs, as nginx does by default; "reject" answers 400;
+	// "allow" forwards them. CGI, WSGI, PHP and Rack servers read "X_User_Id" as "X-User-Id", so
+	// an allowed underscore name can spoof a header the gateway vouches for (identity, forwarding).
+	// Default: drop.
+	UnderscoreHeaders string `yaml:"underscore_headers"`
 	// IPRules allow or deny client IPs (resolved through trusted_proxies) on every route.
 	IPRules IPRules `yaml:"ip_rules"`
 	// Geo resolves the client's country, for rules, routing and an upstream header.

@@ -56,19 +56,40 @@ type Route struct {
 	cors    bool
 }
 
+// underscorePolicy is what the gateway does with request header names containing "_".
+type underscorePolicy uint8
+
+const (
+	underscoreDrop underscorePolicy = iota
+	underscoreReject
+	underscoreAllow
+)
+
+func parseUnderscorePolicy(s string) underscorePolicy {
+	switch s {
+	case "reject":
+		return underscoreReject
+	case "allow":
+		return underscoreAllow
+	}
+	return underscoreDrop
+}
+
 // Runtime is a compiled, immutable config. It is safe for concurrent use.
 type Runtime struct {
 	// Config is the config it was compiled from; it must not be modified.
-	Config   *config.Config
-	table    *router.Table
-	routes   []*Route
-	trusted  *httpx.Trusted
-	maxHdr   int
-	logger   *slog.Logger
-	access   *telemetry.AccessLogger
-	inflight atomic.Int64
-	obs      observer
-	services map[string][]*upstream.Target
+	Config  *config.Config
+	table   *router.Table
+	routes  []*Route
+	trusted *httpx.Trusted
+	maxHdr  int
+	// underscore is server.underscore_headers.
+	underscore underscorePolicy
+	logger     *slog.Logger
+	access     *telemetry.AccessLogger
+	inflight   atomic.Int64
+	obs        observer
+	services   map[string][]*upstream.Target
 	// geo resolves client countries before routing (nil without server.geo).
 	geo *edge.Geo
 	// upstreams are the compiled services by name.
@@ -89,7 +110,8 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes)}
+	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes),
+		underscore: parseUnderscorePolicy(cfg.Server.UnderscoreHeaders)}
 	built := rt // "return nil, err" clears rt before this runs
 	defer func() {
 		if err != nil {

@@ -32,6 +32,16 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.inflight.Add(-1)
 	start := time.Now()
 
+	// Before anything reads the header: what the client's Connection header nominates, and
+	// (unless allowed) names with underscores, never reach a policy or the upstream.
+	hdr := scanHeader(r)
+	if hdr.underscore && rt.underscore == underscoreDrop {
+		httpx.DropUnderscoreFields(r.Header)
+	}
+	if hdr.connection {
+		httpx.DropConnectionOptions(r.Header)
+	}
+
 	ex := &exchange{}
 	info := &ex.info
 	info.RequestID = httpx.RequestIDAt(r.Header, start)
@@ -72,16 +82,20 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 
-	rt.serve(&ex.sw, r, info, tel)
+	rt.serve(&ex.sw, r, info, tel, hdr)
 
 	if rt.access != nil {
 		rt.logAccess(r, info, &ex.sw, start, time.Since(start))
 	}
 }
 
-func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Info, tel *telemetry.Request) {
-	if headerBytes(r) > rt.maxHdr {
+func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Info, tel *telemetry.Request, hdr headerScan) {
+	if hdr.bytes > rt.maxHdr {
 		httpx.WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge, httpx.CodeHeadersTooLarge, "request headers are too large")
+		return
+	}
+	if hdr.underscore && rt.underscore == underscoreReject {
+		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "header names with underscores are not accepted")
 		return
 	}
 	raw, ok := rawPath(r)
@@ -159,14 +173,23 @@ func rawPath(r *http.Request) (string, bool) {
 }
 
 // headerBytes approximates the request head size the way a wire count would.
-func headerBytes(r *http.Request) int {
-	n := len(r.Method) + len(r.RequestURI) + 12 + len(r.Host)
+// headerScan is what one walk over a request's header finds.
+type headerScan struct {
+	bytes      int  // the head's size, as max_header_bytes counts it
+	underscore bool // a field name contains "_"
+	connection bool // a Connection field is present
+}
+
+func scanHeader(r *http.Request) headerScan {
+	s := headerScan{bytes: len(r.Method) + len(r.RequestURI) + 12 + len(r.Host)}
 	for k, vs := range r.Header {
 		for _, v := range vs {
-			n += len(k) + len(v) + 4
+			s.bytes += len(k) + len(v) + 4
 		}
+		s.underscore = s.underscore || strings.IndexByte(k, '_') >= 0
+		s.connection = s.connection || k == "Connection"
 	}
-	return n
+	return s
 }
 
 func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *httpx.StatusWriter, start time.Time, d time.Duration) {

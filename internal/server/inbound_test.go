@@ -1,0 +1,106 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/middleware/auth"
+)
+
+func inboundYAML(underscore string) string {
+	return `
+version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+server: { access_log: { enabled: false }` + underscore + ` }
+auth:
+  consumers: [{ name: partner-a, tier: gold, keys: ["${KEY_HASH}"] }]
+  identity_headers: { X-User-ID: sub, X-Consumer: consumer, X-Tier: tier }
+services:
+  - name: a
+    targets: [{ url: "http://${A}" }]
+routes:
+  - name: private
+    match: { path: /private/** }
+    service: a
+    plugins:
+      api_key: { header: X-API-Key }
+  - name: public
+    match: { path: /public/** }
+    service: a
+`
+}
+
+// A client's Connection header may nominate only its own fields as hop-by-hop: the headers the
+// gateway sets (identity, forwarding, request ID) still reach the upstream, while the client's
+// nominated fields do not.
+func TestConnectionCannotStripGatewayHeaders(t *testing.T) {
+	a := newEcho(t, "a")
+	g := startGateway(t, inboundYAML(""), map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
+
+	resp, body := g.get(t, "/private/x", "X-API-Key", partnerKey, "X-Custom", "client",
+		"Connection", "keep-alive, X-Consumer, X-Tier, X-Forwarded-For, X-Request-Id, Forwarded, X-Custom")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	h := http.Header(decodeEcho(t, body).Header)
+	for name, want := range map[string]string{"X-Consumer": "partner-a", "X-Tier": "gold", "X-Forwarded-For": "127.0.0.1"} {
+		if got := h.Get(name); got != want {
+			t.Errorf("upstream %s = %q, want the gateway's %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"X-Request-Id", "Forwarded"} {
+		if h.Get(name) == "" {
+			t.Errorf("upstream lost the gateway's %s", name)
+		}
+	}
+	if got := h.Get("X-Custom"); got != "" {
+		t.Errorf("upstream got the nominated X-Custom %q", got)
+	}
+	if c := h.Get("Connection"); strings.Contains(strings.ToLower(c), "x-") {
+		t.Errorf("upstream Connection %q carries the client's nominations", c)
+	}
+}
+
+// Header names with underscores are dropped by default (CGI/WSGI servers read X_User_ID as
+// X-User-ID, so they could spoof an identity header), refused with 400 by "reject" and forwarded
+// by "allow".
+func TestUnderscoreHeaders(t *testing.T) {
+	a := newEcho(t, "a")
+	env := map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)}
+	spoof := []string{"X_User_ID", "admin", "X_Consumer", "root", "X-Fine", "yes"}
+
+	g := startGateway(t, inboundYAML(""), env)
+	for _, path := range []string{"/public/x", "/private/x"} {
+		resp, body := g.get(t, path, append([]string{"X-API-Key", partnerKey}, spoof...)...)
+		if resp.StatusCode != 200 {
+			t.Fatalf("drop %s: status %d: %s", path, resp.StatusCode, body)
+		}
+		for k, vv := range decodeEcho(t, body).Header {
+			if strings.Contains(k, "_") {
+				t.Errorf("drop %s: upstream got %s: %q", path, k, vv)
+			}
+		}
+		if got := http.Header(decodeEcho(t, body).Header).Get("X-Fine"); got != "yes" {
+			t.Errorf("drop %s: X-Fine = %q, want it forwarded", path, got)
+		}
+	}
+
+	g = startGateway(t, inboundYAML(", underscore_headers: reject"), env)
+	resp, body := g.get(t, "/public/x", spoof...)
+	if resp.StatusCode != 400 || decodeError(t, resp, body).Error != "bad_request" {
+		t.Fatalf("reject: %d %s, want 400 bad_request", resp.StatusCode, body)
+	}
+	if resp, _ := g.get(t, "/public/x", "X-Fine", "yes"); resp.StatusCode != 200 {
+		t.Fatalf("reject: a request without underscores got %d", resp.StatusCode)
+	}
+
+	g = startGateway(t, inboundYAML(", underscore_headers: allow"), env)
+	resp, body = g.get(t, "/public/x", spoof...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("allow: status %d", resp.StatusCode)
+	}
+	if got := http.Header(decodeEcho(t, body).Header)["X_user_id"]; len(got) != 1 || got[0] != "admin" {
+		t.Fatalf("allow: upstream X_user_id = %q, want it forwarded", got)
+	}
+}
