@@ -94,6 +94,13 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 		httpx.WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge, httpx.CodeHeadersTooLarge, "request headers are too large")
 		return
 	}
+	if hasLower(r.Method) {
+		// Methods are case-sensitive, so "post" matches no route limited to POST, yet many
+		// upstream servers upper-case it: it would pass a method-scoped policy as an unknown
+		// method and run as POST. nginx refuses such methods too.
+		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "the method must be in upper case")
+		return
+	}
 	if hdr.underscore && rt.underscore == underscoreReject {
 		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "header names with underscores are not accepted")
 		return
@@ -173,6 +180,16 @@ func rawPath(r *http.Request) (string, bool) {
 }
 
 // headerBytes approximates the request head size the way a wire count would.
+// hasLower reports whether s has a lower-case ASCII letter.
+func hasLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return true
+		}
+	}
+	return false
+}
+
 // headerScan is what one walk over a request's header finds.
 type headerScan struct {
 	bytes      int  // the head's size, as max_header_bytes counts it

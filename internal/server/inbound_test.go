@@ -104,3 +104,40 @@ func TestUnderscoreHeaders(t *testing.T) {
 		t.Fatalf("allow: upstream X_user_id = %q, want it forwarded", got)
 	}
 }
+
+// A lower-case method is refused: "post" would match no route limited to POST, fall through to
+// a public route for the same path, and run as POST on an upstream that upper-cases methods.
+func TestLowerCaseMethodRefused(t *testing.T) {
+	a := newEcho(t, "a")
+	g := startGateway(t, `
+version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+server: { access_log: { enabled: false } }
+auth:
+  consumers: [{ name: partner-a, keys: ["${KEY_HASH}"] }]
+services:
+  - name: a
+    targets: [{ url: "http://${A}" }]
+routes:
+  - name: writes
+    match: { path: /items/**, methods: [POST, PUT, DELETE, PATCH] }
+    service: a
+    plugins:
+      api_key: { header: X-API-Key }
+  - name: reads
+    match: { path: /items/** }
+    service: a
+`, map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
+	for _, m := range []string{"post", "Post", "pOST", "get"} {
+		got := g.raw(t, m+" /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+			t.Errorf("%s: got %q, want 400", m, firstLine(got))
+		}
+	}
+	if got := g.raw(t, "POST /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 401 ") {
+		t.Errorf("POST without a key: got %q, want 401", firstLine(got))
+	}
+	if got := g.raw(t, "GET /items/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Errorf("GET: got %q, want 200", firstLine(got))
+	}
+}
