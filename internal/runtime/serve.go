@@ -35,8 +35,13 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Before anything reads the header: what the client's Connection header nominates, and
 	// (unless allowed) names with underscores, never reach a policy or the upstream.
 	hdr := scanHeader(r)
-	if hdr.underscore && rt.underscore == underscoreDrop {
-		httpx.DropUnderscoreFields(r.Header)
+	if rt.underscore == underscoreDrop {
+		if hdr.underscore {
+			httpx.DropUnderscoreFields(r.Header)
+		}
+		if r.Trailer != nil {
+			httpx.DropUnderscoreFields(r.Trailer) // declared trailers; only those are read
+		}
 	}
 	if hdr.connection {
 		httpx.DropConnectionOptions(r.Header)

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/middleware/auth"
 )
@@ -139,5 +142,38 @@ routes:
 	}
 	if got := g.raw(t, "GET /items/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 ") {
 		t.Errorf("GET: got %q, want 200", firstLine(got))
+	}
+}
+
+// Request trailers follow the header's rules: a declared trailer named like an identity header
+// (or with an underscore) does not reach the upstream, undeclared ones are not read, and an
+// ordinary declared one is forwarded.
+func TestRequestTrailersCannotSpoofIdentity(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got <- r.Trailer.Clone()
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, inboundYAML(""), map[string]string{"A": hostPort(up), "KEY_HASH": auth.HashKey(partnerKey)})
+	resp := g.raw(t, "POST /private/x HTTP/1.1\r\nHost: a\r\nX-API-Key: "+partnerKey+"\r\nConnection: close\r\n"+
+		"Transfer-Encoding: chunked\r\nTrailer: X-User-Id, X-Consumer, X_Tier, X-Digest\r\n\r\n"+
+		"3\r\nabc\r\n0\r\nX-User-Id: admin\r\nX-Consumer: root\r\nX_Tier: platinum\r\nX-Digest: d1\r\nX-Undeclared: u\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 200 ") {
+		t.Fatalf("got %q", firstLine(resp))
+	}
+	var tr http.Header
+	select {
+	case tr = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream saw no request")
+	}
+	if tr.Get("X-Digest") != "d1" {
+		t.Errorf("declared X-Digest not forwarded: %v", tr)
+	}
+	for k, v := range tr {
+		if k != "X-Digest" && len(v) > 0 {
+			t.Errorf("upstream trailer %s: %q", k, v)
+		}
 	}
 }

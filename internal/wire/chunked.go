@@ -26,6 +26,10 @@ type ChunkedReader struct {
 	MaxTrailer int
 	// Trailer, when not nil, receives the trailer fields (the map is created if needed).
 	Trailer *http.Header
+	// DeclaredOnly keeps only the trailer fields *Trailer already has as keys: those a Trailer
+	// header declared and no policy removed since. A server sets it, so that a request
+	// trailer cannot bring a field its header was cleaned of (an identity header, say).
+	DeclaredOnly bool
 
 	remain int64 // bytes left in the current chunk
 	state  int
@@ -192,13 +196,16 @@ func (r *ChunkedReader) readTrailers() error {
 		}
 		fields = append(fields, key, value)
 	}
-	if r.Trailer == nil || len(fields) == 0 {
+	if r.Trailer == nil || len(fields) == 0 || r.DeclaredOnly && *r.Trailer == nil {
 		return nil
 	}
 	if *r.Trailer == nil {
 		*r.Trailer = http.Header{}
 	}
 	for i := 0; i < len(fields); i += 2 {
+		if _, declared := (*r.Trailer)[fields[i]]; r.DeclaredOnly && !declared {
+			continue
+		}
 		(*r.Trailer)[fields[i]] = append((*r.Trailer)[fields[i]], fields[i+1])
 	}
 	return nil

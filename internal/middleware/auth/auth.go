@@ -193,6 +193,10 @@ type failure struct {
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	for _, name := range h.strip {
 		delete(r.Header, name)
+		if r.Trailer != nil {
+			// A declared trailer of that name is dropped too: only declared ones are read.
+			delete(r.Trailer, name)
+		}
 	}
 	if h.jwt == nil && h.apiKey == nil && h.forward == nil {
 		next.ServeHTTP(w, r)

@@ -128,7 +128,7 @@ func (b *body) readChunked(p []byte) (int, error) {
 	if b.chunk.Src == nil {
 		b.chunk.Src, b.chunk.MaxTrailer = b.src, b.maxTrail
 		if b.req != nil {
-			b.chunk.Trailer = &b.req.Trailer
+			b.chunk.Trailer, b.chunk.DeclaredOnly = &b.req.Trailer, true
 		}
 	}
 	return b.chunk.Read(p)
