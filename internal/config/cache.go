@@ -69,10 +69,14 @@ type CacheKey struct {
 	Query *bool `yaml:"query"`
 	// Headers are request headers whose values are part of the key, e.g. [Accept-Language].
 	Headers []string `yaml:"headers"`
-	// User caches per authenticated user (the subject set by jwt, api_key or forward_auth).
-	// With it, responses to requests carrying Authorization are stored without the origin
-	// marking them public, since only the same user can be served them; responses marked
-	// private are still never stored. Default: false.
+	// User caches per authenticated user: the issuer and subject of a jwt, the consumer of an
+	// api_key, the subject of forward_auth. With it, responses to authenticated requests are
+	// stored without the origin marking them public, since only the same user can be served
+	// them; responses marked private are still never stored, nor, unless the origin marks them
+	// shareable, responses to callers without a subject to tell them apart (a token without
+	// sub). Without it, a response to a request that carries Authorization or that the gateway
+	// authenticated in any way (even with the credential hidden) is shared only if the origin
+	// marks it public, s-maxage or must-revalidate. Default: false.
 	User bool `yaml:"user"`
 }
 

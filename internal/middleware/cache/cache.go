@@ -4,11 +4,11 @@
 // A GET whose stored response is fresh is answered from the store (HIT), a client's own
 // conditional request with 304. A miss is proxied and its response streamed to the client
 // while a copy is taken, up to the route's max_object_bytes; only then, and only if the
-// response may be stored (status, Cache-Control, Vary, Authorization, Set-Cookie), is it
-// stored. Concurrent misses for one key send one request upstream; the others wait for its
-// result (bounded by lock_timeout). A stale entry with a validator is revalidated with a
-// conditional request; a 304 refreshes it. Unsafe methods invalidate the URL. A store that
-// fails is bypassed: caching never fails a request.
+// response may be stored (status, Cache-Control, Vary, Authorization or an authenticated
+// caller, Set-Cookie), is it stored. Concurrent misses for one key send one request upstream;
+// the others wait for its result (bounded by lock_timeout). A stale entry with a validator
+// is revalidated with a conditional request; a 304 refreshes it. Unsafe methods invalidate
+// the URL. A store that fails is bypassed: caching never fails a request.
 //
 // Keys are "c:<path?sorted query> <route> <hash of host>"; when the route keys on request
 // headers or the user, or the response has Vary, that key holds a marker and each variant
@@ -195,13 +195,38 @@ func (h *handler) keyFor(path, rawQuery string, r *http.Request, info *httpx.Inf
 		}
 		if h.keyUser {
 			b.WriteString("user=")
-			if info != nil && info.Identity != nil {
-				b.WriteString(strconv.Quote(info.Identity.Subject))
+			if info != nil {
+				b.WriteString(userOf(info.Identity))
 			}
 		}
 		k.sec = b.String()
 	}
 	return k
+}
+
+// userOf is who id is for key.user: the JWT issuer and subject, the API-key consumer or the
+// forward-auth subject; "" when id is nil or names no one (a token without sub, forward auth
+// without a subject header), so such callers cannot be told apart.
+func userOf(id *httpx.Identity) string {
+	if id == nil || id.Subject == "" && id.Consumer == "" {
+		return ""
+	}
+	return strconv.Quote(id.Method) + " " + strconv.Quote(id.Issuer) + " " + strconv.Quote(id.Subject) + " " + strconv.Quote(id.Consumer)
+}
+
+// restricted reports whether RFC 9111 3.5 limits r to stored responses the origin marked
+// shareable: r carries Authorization or the gateway authenticated it, and key.user does not
+// keep its caller's responses apart. The identity counts, not the header: an API key, a token
+// in a cookie, forward auth and hidden credentials leave no Authorization for the cache to see.
+func (h *handler) restricted(r *http.Request, info *httpx.Info) bool {
+	var id *httpx.Identity
+	if info != nil {
+		id = info.Identity
+	}
+	if id == nil && r.Header["Authorization"] == nil {
+		return false
+	}
+	return !h.keyUser || userOf(id) == ""
 }
 
 // sortQuery sorts the query's parameters as they were sent (no re-encoding).
@@ -284,9 +309,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := httpx.InfoFrom(r.Context())
 	k := h.keyOf(r, info)
 	ctx := r.Context()
-	authorized := r.Header["Authorization"] != nil
+	restricted := h.restricted(r, info)
 	e, key, marker := h.lookup(ctx, &k, r)
-	if e != nil && !h.reusable(e, authorized) {
+	if e != nil && !reusable(e, restricted) {
 		e = nil
 	}
 	if e != nil {
@@ -311,7 +336,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.lock > 0 {
 		f, leader := h.flights.join(k.flight())
 		if !leader {
-			if h.wait(w, r, f, authorized) {
+			if h.wait(w, r, f, restricted) {
 				return
 			}
 		} else {
@@ -325,7 +350,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // wait waits for the leader of a coalesced miss; it reports whether the response was served.
-func (h *handler) wait(w http.ResponseWriter, r *http.Request, f *flight, authorized bool) bool {
+func (h *handler) wait(w http.ResponseWriter, r *http.Request, f *flight, restricted bool) bool {
 	t := time.NewTimer(h.lock)
 	defer t.Stop()
 	select {
@@ -336,17 +361,17 @@ func (h *handler) wait(w http.ResponseWriter, r *http.Request, f *flight, author
 		return false
 	}
 	e := f.entry
-	if e == nil || !varyMatches(e, r) || !h.reusable(e, authorized) {
+	if e == nil || !varyMatches(e, r) || !reusable(e, restricted) {
 		return false
 	}
 	h.serveEntry(w, r, e, Hit, h.stateOf(e, h.now()).age)
 	return true
 }
 
-// reusable applies RFC 9111 3.5: a stored response is used for a request with Authorization
-// only if it says so (or the key isolates users).
-func (h *handler) reusable(e *store.CacheEntry, authorized bool) bool {
-	if !authorized || h.keyUser {
+// reusable applies RFC 9111 3.5: a stored response is used for a restricted request (see
+// handler.restricted) only if it says so.
+func reusable(e *store.CacheEntry, restricted bool) bool {
+	if !restricted {
 		return true
 	}
 	d := parseCacheControl(e.Header["Cache-Control"])

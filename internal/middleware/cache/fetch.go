@@ -27,7 +27,7 @@ type fetchState struct {
 func (h *handler) fetch(w http.ResponseWriter, r *http.Request, k reqKey, fs fetchState) *store.CacheEntry {
 	now := h.now()
 	c := &captureWriter{h: h, w: w, hdr: make(http.Header), r: r, k: k, fs: fs, reqTime: now,
-		authorized: r.Header["Authorization"] != nil}
+		restricted: h.restricted(r, httpx.InfoFrom(r.Context()))}
 	out := r
 	if fs.stale != nil {
 		st := h.stateOf(fs.stale, now)
@@ -74,7 +74,7 @@ type captureWriter struct {
 	r            *http.Request
 	k            reqKey
 	fs           fetchState
-	authorized   bool
+	restricted   bool // RFC 9111 3.5 applies (see handler.restricted)
 	revalidating bool
 	staleOnError bool
 	reqTime      time.Time
@@ -105,7 +105,7 @@ func (c *captureWriter) WriteHeader(code int) {
 	}
 	c.mode = modePass
 	if c.r.Method == http.MethodGet {
-		if ttl, ok := c.h.storeTTL(code, c.hdr, c.authorized, c.reqTime, c.respTime); ok {
+		if ttl, ok := c.h.storeTTL(code, c.hdr, c.restricted, c.reqTime, c.respTime); ok {
 			c.capture, c.ttl = true, ttl
 			if cl, err := strconv.ParseInt(c.hdr.Get("Content-Length"), 10, 64); err == nil {
 				if cl > c.h.maxObject || cl < 0 {
@@ -211,7 +211,7 @@ func (c *captureWriter) revalidated() *store.CacheEntry {
 	if tags := tagsOf(c.hdr[c.h.tagHeader]); len(tags) > 0 {
 		e.Tags = tags
 	}
-	if ttl, ok := c.h.storeTTL(e.Status, e.Header, c.authorized, c.reqTime, c.respTime); ok {
+	if ttl, ok := c.h.storeTTL(e.Status, e.Header, c.restricted, c.reqTime, c.respTime); ok {
 		c.h.set(c.r, c.fs.staleKey, e, ttl)
 	}
 	c.h.serveEntry(c.w, c.r, e, Revalidated, currentAge(e, c.h.now()))

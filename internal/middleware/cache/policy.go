@@ -181,7 +181,7 @@ func hasValidator(h http.Header) bool {
 // storeTTL decides whether a response is stored and for how long the store keeps it (its
 // remaining freshness plus the time it stays useful stale). ok is false when the response must
 // not be, or is not worth being, stored.
-func (h *handler) storeTTL(status int, hdr http.Header, authorized bool, reqT, respT time.Time) (ttl time.Duration, ok bool) {
+func (h *handler) storeTTL(status int, hdr http.Header, restricted bool, reqT, respT time.Time) (ttl time.Duration, ok bool) {
 	if status < 0 || status >= len(h.statuses) || !h.statuses[status] {
 		return 0, false
 	}
@@ -189,7 +189,7 @@ func (h *handler) storeTTL(status int, hdr http.Header, authorized bool, reqT, r
 	if d.noStore || d.private {
 		return 0, false
 	}
-	if authorized && !h.keyUser && !d.public && !d.hasSMaxAge && !d.mustRevalidate {
+	if restricted && !d.public && !d.hasSMaxAge && !d.mustRevalidate {
 		return 0, false // RFC 9111 3.5
 	}
 	for _, v := range hdr["Vary"] {
