@@ -204,10 +204,12 @@ func (s *Server) Start() error {
 	defer s.mu.Unlock()
 	cfg := s.current.Load().Config
 	for _, lc := range cfg.Listeners {
-		if err := s.listenLocked(lc, cfg); err != nil {
+		l, err := s.bindLocked(lc, cfg)
+		if err != nil {
 			s.closeListenersLocked()
 			return err
 		}
+		s.serveLocked(l)
 	}
 	if err := s.startAdminLocked(cfg); err != nil {
 		s.closeListenersLocked()
@@ -216,15 +218,28 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// listenLocked binds lc and serves it in the background. SO_REUSEPORT lets a reload bind a
+// bindLocked binds lc's address and builds the server for it without serving yet, so a reload
+// can bind every listener it needs before it commits to any. SO_REUSEPORT lets a reload bind a
 // changed listener's address before the old socket closes, so no connection is refused.
-func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
+func (s *Server) bindLocked(lc config.Listener, cfg *config.Config) (*listener, error) {
+	l := &listener{name: lc.Name, cfg: lc, done: make(chan struct{})}
+	// Certificates load before the socket is bound: a listener that cannot start then never
+	// holds its address, not even briefly in the SO_REUSEPORT group of a listener still serving.
+	var mgr *tlsconf.Manager
+	if lc.TLS != nil {
+		m, err := tlsconf.New(*lc.TLS, s.logger)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+		}
+		mgr = m
+		l.closers = append(l.closers, mgr)
+	}
 	lcfg := net.ListenConfig{Control: reusePort}
 	ln, err := lcfg.Listen(context.Background(), "tcp", lc.Address)
 	if err != nil {
-		return fmt.Errorf("listener %s: %w", lc.Name, err)
+		l.closeResources()
+		return nil, bindError(lc, err)
 	}
-	l := &listener{name: lc.Name, cfg: lc, done: make(chan struct{})}
 	// Connection caps first, so a refused connection costs nothing more.
 	ln = edge.LimitListener(ln, lc.MaxConns, lc.MaxConnsPerIP, s.logger)
 	sc := cfg.Server
@@ -258,13 +273,7 @@ func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
 		}
 		var protocols http.Protocols
 		protocols.SetHTTP1(true)
-		if lc.TLS != nil {
-			mgr, err := tlsconf.New(*lc.TLS, s.logger)
-			if err != nil {
-				_ = ln.Close()
-				return fmt.Errorf("listener %s: %w", lc.Name, err)
-			}
-			l.closers = append(l.closers, mgr)
+		if mgr != nil {
 			protocols.SetHTTP2(true)
 			// The listener terminates TLS with its own config; net/http keeps (and mutates
 			// while setting up HTTP/2) a separate hs.TLSConfig, so the two never race.
@@ -279,15 +288,35 @@ func (s *Server) listenLocked(lc config.Listener, cfg *config.Config) error {
 		srv = hs
 	}
 	l.ln, l.srv = ln, srv
+	return l, nil
+}
+
+// bindError names the listener and the address it could not bind, with the system's reason
+// ("address already in use") rather than the whole syscall chain.
+func bindError(lc config.Listener, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return fmt.Errorf("listener %s: cannot bind %s: %w", lc.Name, lc.Address, errno)
+	}
+	return fmt.Errorf("listener %s: %w", lc.Name, err)
+}
+
+// serveLocked adds a bound listener to the server and serves it in the background.
+func (s *Server) serveLocked(l *listener) {
 	s.listeners = append(s.listeners, l)
 	go func() {
 		defer close(l.done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Error("listener stopped", "listener", lc.Name, "error", err.Error())
+		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("listener stopped", "listener", l.name, "error", err.Error())
 		}
 	}()
-	s.logger.Info("listening", "listener", lc.Name, "address", ln.Addr().String(), "tls", lc.TLS != nil, "h2c", lc.H2C)
-	return nil
+	s.logger.Info("listening", "listener", l.name, "address", l.ln.Addr().String(), "tls", l.cfg.TLS != nil, "h2c", l.cfg.H2C)
+}
+
+// discard closes a bound listener that never served (a reload that failed part-way).
+func (l *listener) discard() {
+	_ = l.ln.Close()
+	l.closeResources()
 }
 
 // listenerHandler is what one listener serves: refusals of smuggling attempts, the HTTPS
@@ -429,7 +458,8 @@ func (s *Server) ReloadFile() error {
 	return s.Reload(cfg)
 }
 
-// Reload compiles cfg and swaps it in. On any error the current Runtime keeps serving.
+// Reload compiles cfg, binds the listeners it adds or changes, and swaps it in. On any error
+// the current Runtime and listeners keep serving.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -442,11 +472,16 @@ func (s *Server) Reload(cfg *config.Config) error {
 		s.logger.Error("config rejected; the previous config keeps serving", "error", err.Error())
 		return err
 	}
+	change, err := s.bindListenersLocked(cfg)
+	if err != nil {
+		rt.Close()
+		s.recordReloadLocked(err)
+		s.logger.Error("config rejected; the previous config keeps serving", "error", err.Error())
+		return err
+	}
 	old := s.current.Swap(rt)
 	s.guard.Configure(cfg.Server.MaxInFlight, cfg.Server.MaxURIBytes.Bytes)
-	if err := s.reconcileListenersLocked(old.Config, cfg); err != nil {
-		s.logger.Error("listener update failed", "error", err.Error())
-	}
+	s.switchListenersLocked(change, old.Config, cfg)
 	old.Retire()
 	s.applyLogLevel(old.Config, cfg)
 	s.recordReloadLocked(nil)
@@ -454,41 +489,71 @@ func (s *Server) Reload(cfg *config.Config) error {
 	return nil
 }
 
-// reconcileListenersLocked starts listeners added by a reload and drains removed ones.
-// Connection settings (server.* timeouts) of a listener that stays are applied on restart only.
-func (s *Server) reconcileListenersLocked(oldCfg, newCfg *config.Config) error {
+// listenerChange is what a reload does to the listeners: the unchanged ones keep serving, the
+// added and changed ones (already bound) start, and the removed and replaced ones drain.
+type listenerChange struct {
+	keep, start, drop []*listener
+}
+
+// bindListenersLocked binds every listener newCfg adds or changes, before anything is switched:
+// a reload is all-or-nothing, so if one address cannot be bound, what this attempt bound is
+// closed and the serving listeners are left untouched.
+func (s *Server) bindListenersLocked(newCfg *config.Config) (listenerChange, error) {
+	var change listenerChange
 	if len(s.listeners) == 0 {
-		return nil // not started (tests that drive ServeHTTP directly)
+		return change, nil // not started (tests that drive ServeHTTP directly)
+	}
+	want := map[string]config.Listener{}
+	for _, lc := range newCfg.Listeners {
+		want[lc.Address] = lc
+	}
+	held := map[string]bool{} // addresses bound by the serving listeners
+	kept := map[string]bool{}
+	for _, l := range s.listeners {
+		held[l.cfg.Address] = true
+		if lc, ok := want[l.cfg.Address]; ok && reflect.DeepEqual(lc, l.cfg) {
+			change.keep = append(change.keep, l)
+			kept[l.cfg.Address] = true
+			continue
+		}
+		change.drop = append(change.drop, l)
+	}
+	// New addresses first: they are the ones another process may hold. A changed listener's
+	// address joins the serving socket's SO_REUSEPORT group, and connections the kernel queues
+	// on it would be reset if a later bind failed, so those bind last.
+	for _, rebind := range []bool{false, true} {
+		for _, lc := range newCfg.Listeners {
+			if kept[lc.Address] || held[lc.Address] != rebind {
+				continue
+			}
+			l, err := s.bindLocked(lc, newCfg)
+			if err != nil {
+				for _, b := range change.start {
+					b.discard()
+				}
+				return listenerChange{}, err
+			}
+			change.start = append(change.start, l)
+		}
+	}
+	return change, nil
+}
+
+// switchListenersLocked serves the listeners bindListenersLocked bound and drains the ones they
+// replace; the new Runtime is already current, so no request reaches a new listener before it.
+// Connection settings (server.* timeouts) of a listener that stays are applied on restart only.
+func (s *Server) switchListenersLocked(change listenerChange, oldCfg, newCfg *config.Config) {
+	if len(s.listeners) == 0 {
+		return
 	}
 	if !reflect.DeepEqual(connSettings(oldCfg.Server), connSettings(newCfg.Server)) {
 		s.logger.Warn("server connection settings changed; they apply to listeners started from now on (restart to apply to existing ones)")
 	}
-	want := map[string]config.Listener{}
-	for _, l := range newCfg.Listeners {
-		want[l.Address] = l
+	s.listeners = change.keep
+	for _, l := range change.start {
+		s.serveLocked(l)
 	}
-	var keep, drop []*listener
-	have := map[string]bool{}
-	for _, l := range s.listeners {
-		if lc, ok := want[l.cfg.Address]; ok && reflect.DeepEqual(lc, l.cfg) {
-			keep = append(keep, l)
-			have[l.cfg.Address] = true
-			continue
-		}
-		drop = append(drop, l)
-	}
-	s.listeners = keep
-	var errs []error
-	// Bind new and changed listeners before draining the old ones (SO_REUSEPORT).
-	for _, lc := range newCfg.Listeners {
-		if have[lc.Address] {
-			continue
-		}
-		if err := s.listenLocked(lc, newCfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, l := range drop {
+	for _, l := range change.drop {
 		go func(l *listener) {
 			ctx, cancel := context.WithTimeout(context.Background(), newCfg.Server.ShutdownTimeout.Duration)
 			defer cancel()
@@ -497,7 +562,6 @@ func (s *Server) reconcileListenersLocked(oldCfg, newCfg *config.Config) error {
 		}(l)
 		s.logger.Info("listener drained after a config change", "listener", l.name)
 	}
-	return errors.Join(errs...)
 }
 
 func connSettings(sc config.Server) []any {
