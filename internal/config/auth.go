@@ -384,7 +384,7 @@ func (s *Source) validateAuth(add func(path, format string, args ...any)) {
 			if f.URL == "" {
 				add(fp+".url", "is required")
 			} else if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add(fp+".url", "%q must be an http or https URL", f.URL)
+				add(fp+".url", "%q must be an http or https URL", redactURL(f.URL))
 			}
 			if f.Timeout.Duration == 0 {
 				add(fp+".timeout", "must be greater than 0 (every backend call has a timeout)")
@@ -475,7 +475,7 @@ func validateIssuer(add func(path, format string, args ...any), p string, is *Is
 func checkFetchURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return fmt.Sprintf("%q is not a URL", raw)
+		return fmt.Sprintf("%q is not a URL", redactURL(raw))
 	}
 	switch u.Scheme {
 	case "https":
@@ -485,9 +485,9 @@ func checkFetchURL(raw string) string {
 		if h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1" {
 			return ""
 		}
-		return fmt.Sprintf("%q must use https (http is only allowed for loopback)", raw)
+		return fmt.Sprintf("%q must use https (http is only allowed for loopback)", redactURL(raw))
 	}
-	return fmt.Sprintf("%q must use https", raw)
+	return fmt.Sprintf("%q must use https", redactURL(raw))
 }
 
 func validatePermissions(add func(path, format string, args ...any), p string, perms Permissions) {

@@ -87,7 +87,7 @@ func (s *Source) validateObservability(add func(path, format string, args ...any
 	c := s.Config
 	if a := c.Admin.Address; a != "" {
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			add("admin.address", "%q is not host:port (e.g. \"127.0.0.1:9901\")", a)
+			add("admin.address", "%q is not host:port (e.g. \"127.0.0.1:9901\")", redactURL(a))
 		} else if !IsLoopbackAddress(a) && c.Admin.Token == "" {
 			add("admin.token", "is required when admin.address %q is not a loopback address (set it from the environment: ${GATEHOUSE_ADMIN_TOKEN})", a)
 		}
@@ -110,7 +110,7 @@ func (s *Source) validateObservability(add func(path, format string, args ...any
 	}
 	if t.Endpoint != "" {
 		if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("tracing.endpoint", "%q must be an http or https URL", t.Endpoint)
+			add("tracing.endpoint", "%q must be an http or https URL", redactURL(t.Endpoint))
 		}
 	}
 	for k := range t.Headers {

@@ -122,7 +122,7 @@ func (s *Source) Validate() Errors {
 		if l.Address == "" {
 			add(p+".address", "is required (host:port, e.g. \":8080\")")
 		} else if _, port, err := net.SplitHostPort(l.Address); err != nil || port == "" {
-			add(p+".address", "%q is not host:port", l.Address)
+			add(p+".address", "%q is not host:port", redactURL(l.Address))
 		} else if j, dup := addrs[l.Address]; dup && port != "0" {
 			add(p+".address", "%q is already used by listeners[%d]", l.Address, j)
 		} else {
@@ -392,22 +392,24 @@ func checkHeaderName(add func(string, string, ...any), path, name string) {
 	}
 }
 
+// checkTargetURL returns what is wrong with a target URL ("" if nothing). The URL is quoted
+// with its credentials redacted: rejected configs are logged and shown by the admin API.
 func checkTargetURL(raw string) string {
 	if raw == "" {
 		return "is required (e.g. http://127.0.0.1:8081)"
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Sprintf("%q is not a valid URL", raw)
+		return fmt.Sprintf("%q is not a valid URL", redactURL(raw))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Sprintf("%q must use http or https", raw)
+		return fmt.Sprintf("%q must use http or https", redactURL(raw))
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Sprintf("%q has no host", raw)
+		return fmt.Sprintf("%q has no host", redactURL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Sprintf("%q must not carry a query, fragment or credentials", raw)
+		return fmt.Sprintf("%q must not carry a query, fragment or credentials", redactURL(raw))
 	}
 	return ""
 }
