@@ -328,7 +328,7 @@ func validateRedis(add func(path, format string, args ...any), r *RedisStore) {
 	}
 	for i, a := range r.Addrs {
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			add(fmt.Sprintf("store.redis.addrs[%d]", i), "%q is not host:port", a)
+			add(fmt.Sprintf("store.redis.addrs[%d]", i), "%q is not host:port", redactURL(a))
 		}
 	}
 	if r.MasterName != "" && r.Cluster {

@@ -81,6 +81,8 @@ routes:
 			"admin.address", `"http://u:xxxxx@127.0.0.1:9901" is not host:port`},
 		{"listener address", strings.Replace(cfg(ok, ""), `"127.0.0.1:8080"`, `"http://u:`+secret+`@127.0.0.1:8080"`, 1),
 			"listeners[0].address", `"http://u:xxxxx@127.0.0.1:8080" is not host:port`},
+		{"redis addrs", cfg(ok, "store: { redis: { addrs: [\"redis://:"+secret+"@10.0.0.1\"] } }\n"),
+			"store.redis.addrs[0]", `"redis://:xxxxx@10.0.0.1" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
