@@ -543,7 +543,7 @@ func TestPastDeadlinesOnIdleConnection(t *testing.T) {
 			}
 		}
 	})
-	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 150 * time.Millisecond, MaxBufferedBody: 64 << 20})
+	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 400 * time.Millisecond, MaxBufferedBody: 64 << 20})
 	do := func(method string, body []byte, d time.Duration) {
 		t.Helper()
 		ctx := context.Background()
@@ -565,10 +565,11 @@ func TestPastDeadlinesOnIdleConnection(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 	}
-	// A write that waits for the target to read sets the write deadline (500ms ahead); the
-	// response head sets a read deadline 150ms ahead.
-	do("PUT", bytes.Repeat([]byte("x"), 4<<20), 500*time.Millisecond)
-	time.Sleep(700 * time.Millisecond) // both deadlines pass while the connection is idle
+	// A write that waits for the target to read sets the write deadline (1.5s ahead: room for
+	// a loaded machine running the suite under -race); the response head sets a read deadline
+	// 400ms ahead.
+	do("PUT", bytes.Repeat([]byte("x"), 4<<20), 1500*time.Millisecond)
+	time.Sleep(1700 * time.Millisecond) // both deadlines pass while the connection is idle
 	do("GET", nil, 0)
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("the target saw %d connections, want 1 (the idle one reused)", n)
