@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -95,6 +96,11 @@ func Decode(file string, data []byte, lookupEnv func(string) (string, bool)) (*S
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	// The YAML parser's time and memory grow with the square of the nesting depth (30 KB of
+	// "[" cost a gigabyte), so a document nested deeper than any config needs is refused first.
+	if fe := checkDepth(file, data); fe != nil {
+		return nil, Errors{fe}
+	}
 	var f *ast.File
 	err := guard(func() (err error) { f, err = parser.ParseBytes(data, 0); return err })
 	if err != nil {
@@ -137,6 +143,310 @@ func guard(call func() error) (err error) {
 		}
 	}()
 	return call()
+}
+
+// maxDepth is how deeply collections may nest in a config. Real configs nest fewer than 15
+// levels; the limit is far above that and far below where parsing gets expensive.
+const maxDepth = 64
+
+// checkDepth returns an error at the first collection nested more than maxDepth deep, or nil.
+// It runs before the parser, in one pass over the bytes without allocating, and knows just
+// enough YAML to find collections: flow brackets and braces, and block sequence entries and
+// mapping keys by their columns, skipping quoted and block scalars, the continuation lines of
+// plain scalars, and comments. Where it is unsure it counts a level rather than skip one, so
+// that no input reaches the parser deeper than the limit.
+func checkDepth(file string, data []byte) *FieldError {
+	s := depthScanner{data: data, line: 1, scalarAbove: -2, block: make([]blockLevel, 0, 16)}
+	if len(data) >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF {
+		s.i, s.lineStart = 3, 3 // a byte order mark is not indentation
+	}
+	for s.i < len(s.data) {
+		if at, deep := s.scanLine(); deep {
+			return &FieldError{File: file, Line: s.line, Col: utf8.RuneCount(s.data[s.lineStart:at]) + 1,
+				Msg: fmt.Sprintf("collections are nested more than %d levels deep", maxDepth)}
+		}
+	}
+	return nil
+}
+
+// depthScanner is the state of checkDepth. Offsets are into data; a block level's col is
+// relative to the start of its line.
+type depthScanner struct {
+	data      []byte
+	i         int
+	line      int
+	lineStart int
+	flow      int          // open flow collections
+	block     []blockLevel // open block collections, innermost last
+	// scalarAbove is set after a block or plain scalar: the following lines indented more than
+	// it may be the scalar's content (-1: every line; -2: none).
+	scalarAbove   int
+	literal       bool // the scalar is a block scalar (| or >), not a plain one
+	contentIndent int  // a block scalar's indentation, once known (else -1)
+}
+
+type blockLevel struct {
+	col int
+	seq bool
+}
+
+// scanLine scans one line in block context, and any lines that a flow collection or quoted
+// scalar started on it continues onto. If a collection is too deep it returns the offset where
+// that collection starts and true.
+func (s *depthScanner) scanLine() (int, bool) {
+	indent := 0
+	for s.i < len(s.data) && s.data[s.i] == ' ' {
+		s.i++
+		indent++
+	}
+	s.skipSpace()
+	if s.eol() {
+		s.endLine()
+		return 0, false
+	}
+	if indent == 0 && (s.hasPrefix("---") || s.hasPrefix("...")) && s.sepAt(s.i+3) {
+		s.block, s.scalarAbove = s.block[:0], -2 // a new document
+		s.i += 3
+		return s.scanNode(false)
+	}
+	if s.scalarAbove > -2 && indent > s.scalarAbove {
+		if s.literal {
+			// A block scalar's first line sets its indentation; a less indented line ends it.
+			if s.contentIndent < 0 {
+				s.contentIndent = indent
+			}
+			if indent >= s.contentIndent {
+				s.endLine()
+				return 0, false
+			}
+		} else if s.data[s.i] != '#' {
+			// A plain scalar goes on over lines with neither a comment nor a ": " on them.
+			from := s.i
+			if !s.skipPlain() && s.eol() {
+				s.endLine()
+				return 0, false
+			}
+			s.i = from
+		}
+	}
+	s.scalarAbove = -2
+	if indent == 0 && s.data[s.i] == '%' {
+		s.endLine() // a directive
+		return 0, false
+	}
+	return s.scanNode(true)
+}
+
+// scanNode scans from a place where a node may start to the end of the line. block says
+// whether a block collection may start here (not after "key: ").
+func (s *depthScanner) scanNode(block bool) (int, bool) {
+	propCol := -1 // where the node's tag or anchor is, if it has one
+	for {
+		s.skipSpace()
+		if s.eol() {
+			s.endLine()
+			return 0, false
+		}
+		start, c := s.i, s.data[s.i]
+		col := start - s.lineStart
+		if propCol >= 0 {
+			col, propCol = propCol, -1
+		}
+		switch {
+		case c == '#':
+			s.endLine()
+			return 0, false
+		case block && (c == '-' || c == '?' || c == ':') && s.sepAt(s.i+1):
+			// A sequence entry, a complex key or its value: a collection at this column.
+			if s.enter(col, c == '-') {
+				return start, true
+			}
+			s.i++
+			continue
+		case c == '!' || c == '&':
+			s.skipProperty()
+			propCol = col
+			continue
+		case c == '|' || c == '>':
+			s.scalarAbove, s.literal, s.contentIndent = s.parentCol(), true, -1
+			s.endLine()
+			return 0, false
+		case c == '[' || c == '{':
+			if at, deep := s.scanFlow(); deep {
+				return at, true
+			}
+		case c == '"' || c == '\'':
+			s.skipQuoted(c)
+		default:
+			if !s.skipPlain() {
+				// A plain scalar to the end of the line: more indented lines continue it.
+				if s.eol() {
+					s.scalarAbove, s.literal = s.parentCol(), false
+				}
+				s.endLine()
+				return 0, false
+			}
+		}
+		// After a key (plain, quoted or flow), ": " starts its value in a mapping at col.
+		s.skipSpace()
+		if s.i < len(s.data) && s.data[s.i] == ':' && s.sepAt(s.i+1) {
+			if block && s.enter(col, false) {
+				return start, true
+			}
+			s.i++
+		}
+		block = false
+	}
+}
+
+// enter records a block collection entry at col: a sibling of the innermost open collection,
+// or a new, deeper one (which reports true if that is too deep).
+func (s *depthScanner) enter(col int, seq bool) bool {
+	for n := len(s.block); n > 0; n = len(s.block) {
+		top := s.block[n-1]
+		if top.col > col || top.col == col && top.seq && !seq {
+			s.block = s.block[:n-1]
+			continue
+		}
+		if top.col == col && top.seq == seq {
+			return false
+		}
+		break
+	}
+	s.block = append(s.block, blockLevel{col: col, seq: seq})
+	return len(s.block)+s.flow > maxDepth
+}
+
+// parentCol is the column a scalar's content lines must be indented beyond.
+func (s *depthScanner) parentCol() int {
+	if n := len(s.block); n > 0 {
+		return s.block[n-1].col
+	}
+	return -1
+}
+
+// scanFlow scans a flow collection from its opening bracket to its closing one, across lines.
+func (s *depthScanner) scanFlow() (int, bool) {
+	nodeStart := true // a quoted scalar or a node property can start here
+	for s.i < len(s.data) {
+		c := s.data[s.i]
+		switch {
+		case c == '[' || c == '{':
+			s.flow++
+			if len(s.block)+s.flow > maxDepth {
+				return s.i, true
+			}
+			s.i++
+			nodeStart = true
+		case c == ']' || c == '}':
+			s.i++
+			nodeStart = false
+			if s.flow--; s.flow == 0 {
+				return 0, false
+			}
+		case c == '\n':
+			s.endLine()
+		case c == ' ' || c == '\t' || c == '\r':
+			s.i++
+		case c == '#' && (s.i == s.lineStart || s.data[s.i-1] == ' ' || s.data[s.i-1] == '\t'):
+			for s.i < len(s.data) && s.data[s.i] != '\n' {
+				s.i++
+			}
+		case c == ',':
+			s.i++
+			nodeStart = true
+		case c == ':' && (s.sepAt(s.i+1) || isFlowIndicator(s.data[s.i+1]) || s.data[s.i-1] == '"' || s.data[s.i-1] == '\''):
+			s.i++
+			nodeStart = true
+		case nodeStart && (c == '"' || c == '\''):
+			s.skipQuoted(c)
+			nodeStart = false
+		case nodeStart && (c == '!' || c == '&'):
+			s.skipProperty()
+		default:
+			s.i++
+			nodeStart = false
+		}
+	}
+	return 0, false
+}
+
+// skipQuoted skips a quoted scalar, which may span lines.
+func (s *depthScanner) skipQuoted(q byte) {
+	s.i++
+	for s.i < len(s.data) {
+		switch c := s.data[s.i]; {
+		case c == '\n':
+			s.endLine()
+		case c == '\\' && q == '"':
+			s.i++
+			if s.i < len(s.data) && s.data[s.i] != '\n' {
+				s.i++
+			}
+		case c == q && q == '\'' && s.i+1 < len(s.data) && s.data[s.i+1] == '\'':
+			s.i += 2
+		case c == q:
+			s.i++
+			return
+		default:
+			s.i++
+		}
+	}
+}
+
+// skipProperty skips a tag or an anchor, which end at a space or a flow indicator.
+func (s *depthScanner) skipProperty() {
+	s.i++
+	for s.i < len(s.data) && !s.sepAt(s.i) && !isFlowIndicator(s.data[s.i]) {
+		s.i++
+	}
+}
+
+// skipPlain skips a plain scalar in block context to the ": " that makes it a key (and reports
+// true), or to a comment or the end of the line.
+func (s *depthScanner) skipPlain() bool {
+	for ; !s.eol(); s.i++ {
+		switch c := s.data[s.i]; {
+		case c == ':' && s.sepAt(s.i+1):
+			return true
+		case (c == ' ' || c == '\t') && s.i+1 < len(s.data) && s.data[s.i+1] == '#':
+			return false
+		}
+	}
+	return false
+}
+
+func (s *depthScanner) skipSpace() {
+	for s.i < len(s.data) && (s.data[s.i] == ' ' || s.data[s.i] == '\t' || s.data[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *depthScanner) eol() bool { return s.i >= len(s.data) || s.data[s.i] == '\n' }
+
+// endLine moves past the next line break.
+func (s *depthScanner) endLine() {
+	for s.i < len(s.data) && s.data[s.i] != '\n' {
+		s.i++
+	}
+	if s.i < len(s.data) {
+		s.i++
+		s.line++
+		s.lineStart = s.i
+	}
+}
+
+func (s *depthScanner) hasPrefix(p string) bool {
+	return len(s.data)-s.i >= len(p) && string(s.data[s.i:s.i+len(p)]) == p
+}
+
+// sepAt reports whether the byte at i ends a token: a space, a line break or the end.
+func (s *depthScanner) sepAt(i int) bool {
+	return i >= len(s.data) || s.data[i] == ' ' || s.data[i] == '\t' || s.data[i] == '\r' || s.data[i] == '\n'
+}
+
+func isFlowIndicator(c byte) bool {
+	return c == '[' || c == ']' || c == '{' || c == '}' || c == ','
 }
 
 var nodeUnmarshaler = reflect.TypeFor[yaml.NodeUnmarshaler]()
