@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -198,16 +199,94 @@ type tokenError struct {
 
 func (e *tokenError) Error() string { return e.reason }
 
-// verify checks token (signature, exp, nbf, iat, iss, aud) and returns what it proves.
+// errCritical refuses a token whose header lists, in "crit", extensions its recipient must
+// understand: we understand none (RFC 7515 section 4.1.11).
+var errCritical = errors.New(`the token header has "crit" extensions, which are not supported`)
+
+// errMalformedClaim marks a registered claim of the wrong type or out of range.
+var errMalformedClaim = errors.New("malformed claim")
+
+// maxNumericDate bounds exp, nbf and iat, in seconds either side of 1970: the largest integer
+// that JSON carries exactly (RFC 7493 section 2.2), and far inside what a time.Time compares
+// correctly. A larger date is nonsense, not a time in the past or the far future.
+const maxNumericDate = 1<<53 - 1
+
+// tokenClaims are a token's claims: jwt.MapClaims, made strict where the library is lenient.
+// The library turns exp: 1e30 into a time before 1970 (the token would be reported as expired,
+// and nbf: 1e30 or iat: 1e30 would pass) and accepts a sub that is not a string.
+type tokenClaims map[string]any
+
+var (
+	_ jwt.Claims          = tokenClaims{}
+	_ jwt.ClaimsValidator = tokenClaims{}
+)
+
+// GetExpirationTime implements jwt.Claims.
+func (c tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
+	if err := c.checkDate("exp"); err != nil {
+		return nil, err
+	}
+	return jwt.MapClaims(c).GetExpirationTime()
+}
+
+// GetNotBefore implements jwt.Claims.
+func (c tokenClaims) GetNotBefore() (*jwt.NumericDate, error) {
+	if err := c.checkDate("nbf"); err != nil {
+		return nil, err
+	}
+	return jwt.MapClaims(c).GetNotBefore()
+}
+
+// GetIssuedAt implements jwt.Claims.
+func (c tokenClaims) GetIssuedAt() (*jwt.NumericDate, error) {
+	if err := c.checkDate("iat"); err != nil {
+		return nil, err
+	}
+	return jwt.MapClaims(c).GetIssuedAt()
+}
+
+// GetAudience implements jwt.Claims.
+func (c tokenClaims) GetAudience() (jwt.ClaimStrings, error) { return jwt.MapClaims(c).GetAudience() }
+
+// GetIssuer implements jwt.Claims.
+func (c tokenClaims) GetIssuer() (string, error) { return jwt.MapClaims(c).GetIssuer() }
+
+// GetSubject implements jwt.Claims.
+func (c tokenClaims) GetSubject() (string, error) { return jwt.MapClaims(c).GetSubject() }
+
+// Validate implements jwt.ClaimsValidator: sub, when present, is a string (RFC 7519 section
+// 4.1.2). The library checks it only when told which subject to expect.
+func (c tokenClaims) Validate() error {
+	if v, ok := c["sub"]; ok {
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%w: sub is not a string", errMalformedClaim)
+		}
+	}
+	return nil
+}
+
+func (c tokenClaims) checkDate(name string) error {
+	// A JSON number decodes to a float64, always finite: NaN and infinities are not JSON.
+	if f, ok := c[name].(float64); ok && math.Abs(f) > maxNumericDate {
+		return fmt.Errorf("%w: %s is out of range", errMalformedClaim, name)
+	}
+	return nil
+}
+
+// verify checks token (header, signature, exp, nbf, iat, iss, aud, sub) and returns what it
+// proves.
 func (is *issuer) verify(ctx context.Context, token string, hash cacheKey) (*verified, error) {
 	now := is.now()
 	if v, ok := is.cache.get(hash, now); ok {
 		return v, nil
 	}
-	claims := jwt.MapClaims{}
+	claims := tokenClaims{}
 	var kid string
-	_, err := is.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+	_, err := is.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ = t.Header["kid"].(string)
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
+		}
 		return is.keysFor(ctx, t.Method.Alg(), kid)
 	})
 	if err != nil {
@@ -215,8 +294,10 @@ func (is *issuer) verify(ctx context.Context, token string, hash cacheKey) (*ver
 		if s, ok := claims["sub"].(string); ok {
 			te.subject = s
 		}
-		// Only an authentic token is "expired": a forged one fails on its signature first.
-		te.expired = errors.Is(err, jwt.ErrTokenExpired)
+		// Only an authentic token is "expired": a forged one fails on its signature first, and
+		// a malformed one is invalid even if it has expired too.
+		te.expired = errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, errMalformedClaim) &&
+			!errors.Is(err, jwt.ErrInvalidType)
 		return nil, te
 	}
 	v := &verified{issuer: is.name, claims: claims}
