@@ -105,12 +105,12 @@ func TestTemplatesFromRequestAndIdentity(t *testing.T) {
           headers: { X-Extra: "{header.X-In}" }
           required: true
 `, jsonOK(`{"ok":true}`), jsonOK(`{}`))
-	id := &httpx.Identity{Consumer: "acme", Tier: "gold", Claims: map[string]any{"org": map[string]any{"id": "o/1"}, "n": 3.0}}
+	id := &httpx.Identity{Consumer: "acme", Tier: "gold", Claims: map[string]any{"org": map[string]any{"id": "o 1"}, "n": 3.0}}
 	w := f.serve(t, context.Background(), http.MethodGet, "/r/x?q=a%26b", id, "X-In", "hello")
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	if got := f.seen.Load(); got != "/u/o%2F1/acme/x%20y?tier=gold&n=3&q=a%26b hello" {
+	if got := f.seen.Load(); got != "/u/o%201/acme/x%20y?tier=gold&n=3&q=a%26b hello" {
 		t.Fatalf("backend saw %q", got)
 	}
 

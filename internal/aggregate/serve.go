@@ -33,6 +33,7 @@ const (
 	reasonNoField     reason = "missing_field" // extract found nothing
 	reasonNotObject   reason = "not_object"    // merge of a non-object
 	reasonInput       reason = "missing_input" // a placeholder had no value
+	reasonBadValue    reason = "bad_input"     // a value cannot fill a path segment
 	reasonDependency  reason = "dependency"    // a call it needs failed
 	reasonCanceled    reason = "canceled"
 )
@@ -41,7 +42,7 @@ const (
 type failure struct {
 	reason reason
 	status int           // reasonStatus
-	ref    *tmpl.Ref     // reasonInput
+	ref    *tmpl.Ref     // reasonInput, reasonBadValue
 	dep    string        // reasonDependency
 	retry  time.Duration // reasonCircuitOpen
 	err    error         // internal detail, for the log only
@@ -232,9 +233,18 @@ func classify(err error, cctx, client context.Context) *failure {
 // buildRequest renders c's templates into the outgoing request.
 func (h *Handler) buildRequest(ctx context.Context, st *state, c *call) (*http.Request, *failure) {
 	resolve := func(ref *tmpl.Ref) (string, bool) { return h.resolve(st, c, ref) }
-	path, err := c.path.Render(resolve, escapePath)
+	var bad *tmpl.Ref
+	path, err := c.path.Render(resolve, func(ref *tmpl.Ref, v string) string {
+		if !safeSegment(ref, v) && bad == nil {
+			bad = ref
+		}
+		return escapePath(ref, v)
+	})
 	if err != nil {
 		return nil, missing(err)
+	}
+	if bad != nil {
+		return nil, &failure{reason: reasonBadValue, ref: bad, err: fmt.Errorf("{%s} is not a path segment", bad.Text)}
 	}
 	var rawQuery strings.Builder
 	if c.rawQuery != nil {
@@ -288,6 +298,18 @@ func missing(err error) *failure {
 		f.ref = me.Ref
 	}
 	return f
+}
+
+// safeSegment reports whether v may fill a path placeholder as one segment: not empty, not a
+// dot segment, and without a slash or backslash. Escaping alone is not enough: "." and ".."
+// survive url.PathEscape and would take the call to another resource ("/users/../orders"), and
+// many servers decode %2F and %5C before they resolve the path. {**} carries the request's own
+// normalized segments.
+func safeSegment(ref *tmpl.Ref, v string) bool {
+	if ref.Source == tmpl.Param && ref.Name == "**" {
+		return true
+	}
+	return v != "" && v != "." && v != ".." && !strings.ContainsAny(v, "/\\")
 }
 
 // escapePath escapes a value for a path: every segment on its own for {**} (which matched
@@ -516,6 +538,12 @@ func (h *Handler) writeFailure(w http.ResponseWriter, r *http.Request, c *call, 
 		httpx.WriteError(w, r, http.StatusBadGateway, httpx.CodeBadGateway, "required backend call "+name+" did not answer with a JSON object")
 	case reasonDependency:
 		httpx.WriteError(w, r, http.StatusBadGateway, httpx.CodeBadGateway, fmt.Sprintf("required backend call %s could not run: call %q failed", name, f.dep))
+	case reasonBadValue:
+		if f.ref.Source != tmpl.Call {
+			httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, fmt.Sprintf("required backend call %s cannot use {%s}: a path segment may not be empty, . or .., nor contain / or \\", name, f.ref.Text))
+			return
+		}
+		httpx.WriteError(w, r, http.StatusBadGateway, httpx.CodeBadGateway, "required backend call "+name+" could not be built from the earlier results")
 	case reasonInput:
 		if f.ref != nil && f.ref.Source != tmpl.Call {
 			httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, fmt.Sprintf("required backend call %s needs {%s}, which the request does not provide", name, f.ref.Text))

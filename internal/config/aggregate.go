@@ -64,8 +64,9 @@ type AggregateCall struct {
 	// of the route, "{**}" what its /** matched, "{query.NAME}", "{header.NAME}",
 	// "{claims.sub}" (dotted claim paths), "{identity.subject}" (also consumer, tier, issuer,
 	// method), "{CALL.field.path}" a field of another call's result (this call then runs after
-	// it), and "{x|fallback}" a value used when x is missing. Values are percent-escaped, so a
-	// value cannot add path segments. Arrays become comma-separated lists. A missing value
+	// it), and "{x|fallback}" a value used when x is missing. Values are percent-escaped, and a
+	// value that is empty, "." or ".." or holds "/" or "\\" fails the call, so a value cannot add
+	// or climb path segments. Arrays become comma-separated lists. A missing value
 	// without fallback fails the call. Required.
 	Path string `yaml:"path"`
 	// Query parameters added to the call, each value a template as in path.

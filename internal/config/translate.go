@@ -124,7 +124,8 @@ type GraphQLResolver struct {
 	Service string `yaml:"service"`
 	// Method is the HTTP method. Default: GET.
 	Method string `yaml:"method"`
-	// Path is the request path template, e.g. "/users/{args.id}". Required.
+	// Path is the request path template, e.g. "/users/{args.id}". Values are percent-escaped,
+	// and a value that is empty, "." or ".." or holds "/" or "\\" fails the field. Required.
 	Path string `yaml:"path"`
 	// Query maps query parameter names to templates, e.g. {userId: "{parent.id}"}.
 	Query map[string]string `yaml:"query"`

@@ -183,7 +183,14 @@ func (res *Resolver) build(p gql.ResolveParams) (*restCall, string, error) {
 			return escape(text(v))
 		})
 	}
-	rc := &restCall{path: fill(res.Path, url.PathEscape)}
+	rc := &restCall{path: fill(res.Path, func(v string) string {
+		// "." and ".." survive escaping and would take the call to another resource, and many
+		// servers decode %2F and %5C before they resolve the path.
+		if (v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\")) && ferr == nil {
+			ferr = errors.New("a value used in the backend path may not be empty, . or .., nor contain / or \\")
+		}
+		return url.PathEscape(v)
+	})}
 	if len(res.Query) > 0 {
 		q := url.Values{}
 		names := make([]string, 0, len(res.Query))
