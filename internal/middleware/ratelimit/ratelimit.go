@@ -340,10 +340,20 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 	allowed := true
 	if len(s.memReq) > 0 {
 		s.memRes = grow(s.memRes, len(s.memReq))
-		allowed, _ = h.mem.Allow(ctx, s.memReq, s.memRes)
-		s.allRes, s.allLims = append(s.allRes, s.memRes...), append(s.allLims, s.memLim...)
+		if len(s.rReq) == 0 {
+			allowed, _ = h.mem.Allow(ctx, s.memReq, s.memRes)
+		} else {
+			// Redis decides next, counting as it decides: the memory limits are only looked at
+			// now and counted once Redis admits the request, so a request Redis refuses uses
+			// up none of them.
+			h.mem.Peek(s.memReq, s.memRes)
+			for _, res := range s.memRes {
+				allowed = allowed && res.Allowed
+			}
+		}
 	}
-	if allowed && len(s.rReq) > 0 {
+	redisChecked := allowed && len(s.rReq) > 0
+	if redisChecked {
 		s.rRes = grow(s.rRes, len(s.rReq))
 		var err error
 		allowed, err = h.redis.Allow(ctx, s.rReq, s.rRes)
@@ -358,6 +368,16 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 			h.redis.NoteFallback()
 			allowed, _ = h.mem.Allow(ctx, s.rReq, s.rRes)
 		}
+		if allowed && len(s.memReq) > 0 {
+			// A concurrent request may have taken the last memory token since the look: this
+			// one is then refused, counted by Redis alone.
+			allowed, _ = h.mem.Allow(ctx, s.memReq, s.memRes)
+		}
+	}
+	if len(s.memReq) > 0 {
+		s.allRes, s.allLims = append(s.allRes, s.memRes...), append(s.allLims, s.memLim...)
+	}
+	if redisChecked {
 		s.allRes, s.allLims = append(s.allRes, s.rRes...), append(s.allLims, s.rLim...)
 	}
 	setHeaders(w.Header(), s.allLims, s.allRes, allowed)

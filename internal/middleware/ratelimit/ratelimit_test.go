@@ -333,3 +333,53 @@ type nopWriter struct{ h http.Header }
 func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *nopWriter) WriteHeader(int)             {}
+
+// A request a Redis limit refuses uses up none of the memory limits stacked with it: the
+// memory limits are counted only once Redis admits the request.
+func TestRedisDenialDoesNotCountMemoryLimits(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	yaml := head[:strings.Index(head, "services:")] +
+		"store: { redis: { url: \"" + srv.URL() + "\" } }\n" +
+		"rate_limits: [{ name: per-ip, key: ip, limit: 5, per: 1h, store: memory }]\n" +
+		head[strings.Index(head, "services:"):] + `routes:
+  - name: r
+    match: { path: /r }
+    service: s
+    plugins: { rate_limit: [{ name: route-redis, key: ip, limit: 2, per: 1h }] }
+  - name: other
+    match: { path: /other }
+    service: s
+`
+	cfg, err := config.Load("t.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry{m: map[string]io.Closer{}}
+	defer reg.close()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	var hs []http.Handler
+	for i := range cfg.Routes {
+		mw, err := New(cfg, &cfg.Routes[i], &cfg.Services[0], middleware.Deps{Acquire: reg.acquire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, mw(ok))
+	}
+	r, other := hs[0], hs[1]
+	got := ""
+	for range 6 {
+		got += map[int]string{200: "+", 429: "-"}[do(r, call{ip: "10.0.0.9"}).Code]
+	}
+	if got != "++----" {
+		t.Fatalf("route limited by Redis: %s, want ++----", got)
+	}
+	// per-ip (memory, 5) counted the 2 admitted requests only: 3 are left.
+	got = ""
+	for range 4 {
+		got += map[int]string{200: "+", 429: "-"}[do(other, call{ip: "10.0.0.9"}).Code]
+	}
+	if got != "+++-" {
+		t.Fatalf("memory limit after Redis refusals: %s, want +++- (the refused requests must not count)", got)
+	}
+}
