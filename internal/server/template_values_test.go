@@ -1,9 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A value filling a path placeholder of an aggregate call stays one segment: ".", "..", an
@@ -72,4 +74,40 @@ func (b *graphqlBackends) snapshot() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return maps.Clone(b.calls)
+}
+
+// Fragments that spread each other exponentially are measured once each: a 1 KB document
+// expanding to 2^40 meta fields is answered at once instead of burning CPU for hours, and
+// aliases of meta fields count against max_aliases.
+func TestGraphQLFragmentExpansionIsLinear(t *testing.T) {
+	g, _ := startGraphQL(t)
+	var doc strings.Builder
+	doc.WriteString("{ ...F40 } fragment F0 on Query { __typename }")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&doc, " fragment F%d on Query { ...F%d ...F%d }", i, i-1, i-1)
+	}
+	done := make(chan string, 1)
+	go func() {
+		_, _, body := gqlPost(t, g, "/graphql", gqlBody(doc.String(), nil), "")
+		done <- body
+	}()
+	select {
+	case body := <-done:
+		if !strings.Contains(body, `"__typename":"Query"`) {
+			t.Fatalf("answer %s", body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer in 20s: the fragments were expanded one spread at a time")
+	}
+
+	var aliases strings.Builder
+	aliases.WriteString("{")
+	for i := range 50 {
+		fmt.Fprintf(&aliases, " a%d: __typename", i)
+	}
+	aliases.WriteString(" }")
+	_, _, body := gqlPost(t, g, "/graphql", gqlBody(aliases.String(), nil), "")
+	if !strings.Contains(body, "TOO_MANY_ALIASES") {
+		t.Fatalf("50 aliases of __typename with max_aliases 3: %s", body)
+	}
 }

@@ -431,60 +431,57 @@ func (h *Handler) resolveQuery(p *params) (string, response, bool) {
 }
 
 // checkLimits enforces depth, complexity, aliases and introspection on the operation (with
-// its fragments expanded).
+// its fragments expanded). Each fragment is measured once and its figures reused at every
+// spread, so the check is linear in the document even when fragments spread each other
+// exponentially (fragment F(n) spreading F(n-1) twice).
 func (h *Handler) checkLimits(doc *ast.QueryDocument, op *ast.OperationDefinition) (response, bool) {
-	var (
-		maxDepth, fields, aliases int
-		introspect                bool
-		stack                     []string // fragments being expanded
-	)
-	var walk func(set ast.SelectionSet, depth int) bool
-	walk = func(set ast.SelectionSet, depth int) bool {
+	memo := map[string]*selStats{}
+	var measure func(set ast.SelectionSet) selStats
+	measure = func(set ast.SelectionSet) selStats {
+		var st selStats
 		for _, sel := range set {
 			switch s := sel.(type) {
 			case *ast.Field:
 				if s.Name == "__schema" || s.Name == "__type" {
-					introspect = true
+					st.introspect = true
+				}
+				if s.Alias != "" && s.Alias != s.Name {
+					st.aliases = satAdd(st.aliases, 1)
 				}
 				if strings.HasPrefix(s.Name, "__") {
-					continue
+					continue // meta fields: not a backend call, and introspection has its own limits
 				}
-				fields++
-				if s.Alias != "" && s.Alias != s.Name {
-					aliases++
-				}
-				maxDepth = max(maxDepth, depth+1)
-				if fields > h.o.MaxComplexity || maxDepth > h.o.MaxDepth {
-					return false // already over: no need to count on
-				}
-				if !walk(s.SelectionSet, depth+1) {
-					return false
-				}
+				sub := measure(s.SelectionSet)
+				st.add(sub)
+				st.fields = satAdd(st.fields, 1)
+				st.depth = max(st.depth, sub.depth+1)
 			case *ast.InlineFragment:
-				if !walk(s.SelectionSet, depth) {
-					return false
-				}
+				sub := measure(s.SelectionSet)
+				st.add(sub)
+				st.depth = max(st.depth, sub.depth)
 			case *ast.FragmentSpread:
-				for _, n := range stack {
-					if n == s.Name {
-						return true // a cycle (validation refuses it anyway)
+				fs, seen := memo[s.Name]
+				if !seen {
+					f := doc.Fragments.ForName(s.Name)
+					if f == nil {
+						continue
 					}
+					memo[s.Name] = nil // being measured: a cycle (validation refuses it anyway) adds nothing
+					m := measure(f.SelectionSet)
+					fs = &m
+					memo[s.Name] = fs
 				}
-				f := doc.Fragments.ForName(s.Name)
-				if f == nil {
+				if fs == nil {
 					continue
 				}
-				stack = append(stack, s.Name)
-				ok := walk(f.SelectionSet, depth)
-				stack = stack[:len(stack)-1]
-				if !ok {
-					return false
-				}
+				st.add(*fs)
+				st.depth = max(st.depth, fs.depth)
 			}
 		}
-		return true
+		return st
 	}
-	walk(op.SelectionSet, 0)
+	st := measure(op.SelectionSet)
+	maxDepth, fields, aliases, introspect := st.depth, st.fields, st.aliases, st.introspect
 	switch {
 	case introspect && !h.o.Introspection:
 		return requestError("INTROSPECTION_DISABLED", "introspection is disabled on this endpoint"), false
@@ -496,4 +493,23 @@ func (h *Handler) checkLimits(doc *ast.QueryDocument, op *ast.OperationDefinitio
 		return requestError("TOO_MANY_ALIASES", "the query uses more than %d aliases", h.o.MaxAliases), false
 	}
 	return response{}, true
+}
+
+// selStats are what checkLimits measures of a selection set with its fragments expanded.
+type selStats struct {
+	fields, aliases, depth int
+	introspect             bool
+}
+
+// add adds o's counts to s (not its depth: the caller knows at which level o sits).
+func (s *selStats) add(o selStats) {
+	s.fields = satAdd(s.fields, o.fields)
+	s.aliases = satAdd(s.aliases, o.aliases)
+	s.introspect = s.introspect || o.introspect
+}
+
+// satAdd adds without overflowing: expanded fragments can multiply counts beyond any int.
+func satAdd(a, b int) int {
+	const ceiling = 1 << 40
+	return min(a+b, ceiling)
 }
