@@ -48,6 +48,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ob *outbound) 
 		out.Body = nil // no body: the transport must not wait for one
 	}
 	upType := upgradeType(r.Header)
+	if strings.EqualFold(upType, "h2c") {
+		// An upstream that took the h2c upgrade would read every later request on the
+		// tunnel as HTTP/2, past this route's policies (request smuggling): the request goes
+		// as a plain one.
+		upType = ""
+		delete(r.Header, "Http2-Settings")
+	}
 	removeHopByHop(r.Header)
 	if upType != "" {
 		r.Header["Connection"] = []string{"Upgrade"}

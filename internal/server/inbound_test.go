@@ -177,3 +177,22 @@ func TestRequestTrailersCannotSpoofIdentity(t *testing.T) {
 		}
 	}
 }
+
+// An h2c upgrade is not passed on: an upstream that switched would read every later request on
+// the tunnel as HTTP/2, past the policies of the route the upgrade came in on.
+func TestH2CUpgradeNotForwarded(t *testing.T) {
+	a := newEcho(t, "a")
+	g := startGateway(t, inboundYAML(""), map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
+	for _, conn := range []string{"Upgrade", "Upgrade, HTTP2-Settings"} {
+		resp, body := g.get(t, "/public/x", "Connection", conn, "Upgrade", "h2c", "HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+		if resp.StatusCode != 200 {
+			t.Fatalf("Connection: %s: status %d, want the plain answer", conn, resp.StatusCode)
+		}
+		h := http.Header(decodeEcho(t, body).Header)
+		for _, k := range []string{"Upgrade", "Http2-Settings", "Connection"} {
+			if v := h.Get(k); v != "" {
+				t.Errorf("Connection: %s: upstream got %s: %q", conn, k, v)
+			}
+		}
+	}
+}
