@@ -99,6 +99,12 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 		httpx.WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge, httpx.CodeHeadersTooLarge, "request headers are too large")
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A gateway routes requests to services; it is not a forward proxy, and a CONNECT
+		// forwarded as a request would reach the upstream as "CONNECT /".
+		httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "CONNECT is not supported")
+		return
+	}
 	if hasLower(r.Method) {
 		// Methods are case-sensitive, so "post" matches no route limited to POST, yet many
 		// upstream servers upper-case it: it would pass a method-scoped policy as an unknown

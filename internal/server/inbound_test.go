@@ -196,3 +196,13 @@ func TestH2CUpgradeNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// CONNECT is refused: the gateway is not a forward proxy.
+func TestConnectRefused(t *testing.T) {
+	a := newEcho(t, "a")
+	g := startGateway(t, inboundYAML(""), map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
+	got := g.raw(t, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 405 ") {
+		t.Fatalf("CONNECT: %q, want 405", firstLine(got))
+	}
+}
