@@ -105,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.o.RequestTimeout > 0 && !wire.IsUpgrade(r.Header) {
 		deadline = time.Now().Add(h.o.RequestTimeout)
 	}
-	if d, ok := grpcwire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && grpcwire.IsGRPCRequest(r) {
+	if d, ok := grpcwire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && d < maxGRPCTimeout && grpcwire.IsGRPCRequest(r) {
 		if dl := time.Now().Add(d + grpcDeadlineGrace); deadline.IsZero() || dl.Before(deadline) {
 			deadline = dl
 		}
@@ -471,6 +471,11 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		"target", targetOf(info), "status", status, "error", err.Error())
 	writeError(w, r, status, code, msg)
 }
+
+// maxGRPCTimeout is the longest grpc-timeout taken as a deadline: a longer one (up to the
+// 99999999H the header allows) is no deadline at all, and adding the grace to it would
+// overflow into one already passed.
+const maxGRPCTimeout = 100 * 365 * 24 * time.Hour
 
 // grpcDeadlinePassed reports whether a gRPC request failed after its client's deadline: the
 // upstream server gives up at the same grpc-timeout and may reset the stream rather than

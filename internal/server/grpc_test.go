@@ -271,6 +271,14 @@ func TestGRPCPassthroughDeadline(t *testing.T) {
 		t.Errorf("deadline seen by the server = %q, want 30s", got)
 	}
 
+	// A deadline beyond what a Duration holds is sent as the saturated "2562047H": it is no
+	// deadline, not one already passed.
+	ctx3, cancel3 := context.WithDeadline(context.Background(), time.Now().AddDate(300, 0, 0))
+	defer cancel3()
+	if err := cc.Invoke(ctx3, "/users.v1.UserService/Sleep", msg(t, "users.v1.SleepRequest", `{"millis":"1"}`), out); err != nil {
+		t.Fatalf("a 300-year deadline: %v", err)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
