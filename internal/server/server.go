@@ -65,6 +65,9 @@ type Server struct {
 	registry *upstream.Registry
 	current  atomic.Pointer[runtime.Runtime]
 	draining atomic.Bool
+	// certHeaders are the client-certificate subject headers of the current config's mTLS
+	// listeners, stripped from requests on every listener (see listenerHandler).
+	certHeaders atomic.Pointer[[]string]
 
 	mu        sync.Mutex // serializes reloads and shutdown
 	listeners []*listener
@@ -139,6 +142,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.current.Store(rt)
+	s.certHeaders.Store(subjectHeaders(cfg))
 	s.metrics.SetActiveConfig(rt.CompiledAt)
 	s.guard.Logger = s.logger
 	s.guard.Configure(cfg.Server.MaxInFlight, cfg.Server.MaxURIBytes.Bytes)
@@ -319,17 +323,20 @@ func (l *listener) discard() {
 	l.closeResources()
 }
 
+// subjectHeaders returns the client-certificate subject headers of cfg's mTLS listeners.
+func subjectHeaders(cfg *config.Config) *[]string {
+	var hs []string
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil && l.TLS.ClientAuth != nil && *l.TLS.ClientAuth.SubjectHeader != "" {
+			hs = append(hs, textproto.CanonicalMIMEHeaderKey(*l.TLS.ClientAuth.SubjectHeader))
+		}
+	}
+	return &hs
+}
+
 // listenerHandler is what one listener serves: refusals of smuggling attempts, the HTTPS
 // redirect, the verified client-certificate subject, then the guard and the current runtime.
 func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Handler {
-	// Subject headers of every mTLS listener are stripped on all listeners: a client must not
-	// be able to claim a certificate identity by sending the header through another door.
-	var strip []string
-	for _, other := range cfg.Listeners {
-		if other.TLS != nil && other.TLS.ClientAuth != nil && *other.TLS.ClientAuth.SubjectHeader != "" {
-			strip = append(strip, textproto.CanonicalMIMEHeaderKey(*other.TLS.ClientAuth.SubjectHeader))
-		}
-	}
 	subject := ""
 	if lc.TLS != nil && lc.TLS.ClientAuth != nil && *lc.TLS.ClientAuth.SubjectHeader != "" {
 		subject = textproto.CanonicalMIMEHeaderKey(*lc.TLS.ClientAuth.SubjectHeader)
@@ -349,8 +356,14 @@ func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Ha
 			redirectHTTPS(w, r, lc.HTTPSPort)
 			return
 		}
-		for _, h := range strip {
-			delete(r.Header, h)
+		// Subject headers of every mTLS listener of the current config are stripped on all
+		// listeners: a client must not be able to claim a certificate identity by sending the
+		// header through another door, and a listener a reload kept must strip the headers
+		// the reload added.
+		if hs := s.certHeaders.Load(); hs != nil {
+			for _, h := range *hs {
+				delete(r.Header, h)
+			}
 		}
 		if subject != "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			r.Header[subject] = []string{r.TLS.PeerCertificates[0].Subject.String()}
@@ -480,6 +493,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	old := s.current.Swap(rt)
+	s.certHeaders.Store(subjectHeaders(cfg))
 	s.guard.Configure(cfg.Server.MaxInFlight, cfg.Server.MaxURIBytes.Bytes)
 	s.switchListenersLocked(change, old.Config, cfg)
 	old.Retire()
