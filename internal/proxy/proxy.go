@@ -104,6 +104,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var deadline time.Time
 	if h.o.RequestTimeout > 0 && !wire.IsUpgrade(r.Header) {
 		deadline = time.Now().Add(h.o.RequestTimeout)
+	} else if h.o.RequestTimeout == 0 && r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
+		// A route without a request timeout carries long streams (gRPC client and bidi
+		// streams): server.read_timeout, which net/http's HTTP/2 server applies to each
+		// stream's body, would cut them. (HTTP/1.x streams are upgrades, whose connection
+		// has no deadline.)
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
 	if d, ok := grpcwire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && d < maxGRPCTimeout && grpcwire.IsGRPCRequest(r) {
 		if dl := time.Now().Add(d + grpcDeadlineGrace); deadline.IsZero() || dl.Before(deadline) {
