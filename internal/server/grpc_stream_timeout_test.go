@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,4 +43,33 @@ routes:
 		}
 	}
 	_ = chat.CloseSend()
+}
+
+// A transcoded route answers 413 to a body over max_body_bytes whatever its framing; a
+// Content-Length over the limit was refused at the edge, a chunked body in the transcoder (400).
+func TestTranscodedBodyTooLarge(t *testing.T) {
+	be := grpctest.Start(t)
+	g := startGateway(t, `
+version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+server: { access_log: { enabled: false }, max_body_bytes: 1KiB }
+services:
+  - { name: users, protocol: h2c, targets: [{ url: "http://${GRPC}" }] }
+routes:
+  - name: rest
+    match: { path: /v1/** }
+    service: users
+    grpc: { descriptors: "${DESCRIPTORS}", service: users.v1.UserService }
+`, map[string]string{"GRPC": be.Addr, "DESCRIPTORS": grpctest.WriteDescriptorSet(t)})
+	big := `{"name":"` + strings.Repeat("x", 3000) + `"}`
+	for _, framing := range []string{"Content-Length: " + strconv.Itoa(len(big)), "Transfer-Encoding: chunked"} {
+		body := big
+		if strings.HasPrefix(framing, "Transfer") {
+			body = strconv.FormatInt(int64(len(big)), 16) + "\r\n" + big + "\r\n0\r\n\r\n"
+		}
+		got := g.raw(t, "POST /v1/users HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nConnection: close\r\n"+framing+"\r\n\r\n"+body)
+		if !strings.HasPrefix(got, "HTTP/1.1 413 ") {
+			t.Errorf("%s: %q, want 413", framing, firstLine(got))
+		}
+	}
 }

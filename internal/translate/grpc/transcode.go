@@ -337,6 +337,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	msg := dynamicpb.NewMessage(b.method.Input())
 	if err := h.bind(r, b, vars, msg, t.types); err != nil {
+		if err == errBodyTooLarge {
+			httpx.WriteError(w, r, http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, err.Error())
+			return
+		}
 		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, err.Error())
 		return
 	}
@@ -667,6 +671,9 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, ctx cont
 	}
 }
 
+// errBodyTooLarge is bind's error for a body over the route's max_body_bytes (413).
+var errBodyTooLarge = errors.New("request body is too large")
+
 // bind fills the request message: the JSON body first, then query parameters (unless the body
 // filled the whole message), then path variables (which win).
 func (h *Handler) bind(r *http.Request, b *binding, vars map[string]string, msg *dynamicpb.Message, types *dynamicpb.Types) error {
@@ -678,7 +685,7 @@ func (h *Handler) bind(r *http.Request, b *binding, vars map[string]string, msg 
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return errors.New("request body is too large")
+				return errBodyTooLarge
 			}
 			return errors.New("the request body could not be read")
 		}
