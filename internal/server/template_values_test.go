@@ -111,3 +111,23 @@ func TestGraphQLFragmentExpansionIsLinear(t *testing.T) {
 		t.Fatalf("50 aliases of __typename with max_aliases 3: %s", body)
 	}
 }
+
+// Variables must match their declared types: an object, a list, a boolean or a fraction given
+// for an ID! is a request error and reaches no backend.
+func TestGraphQLVariablesAreTypeChecked(t *testing.T) {
+	g, be := startGraphQL(t)
+	for _, v := range []any{map[string]any{"a": 1}, []any{1, 2}, true, 1.5} {
+		_, _, body := gqlPost(t, g, "/graphql", gqlBody(`query Q($id: ID!) { user(id: $id) { id } }`, map[string]any{"id": v}), "")
+		if !strings.Contains(body, `"errors"`) || strings.Contains(body, `"data"`) {
+			t.Errorf("id %v: %s, want a request error without data", v, body)
+		}
+	}
+	if _, _, body := gqlPost(t, g, "/graphql", gqlBody(`query Q($id: ID!) { user(id: $id) { id } }`, map[string]any{"id": "7"}), ""); !strings.Contains(body, `"user"`) {
+		t.Errorf("a string ID: %s", body)
+	}
+	for key := range be.snapshot() {
+		if strings.Contains(key, "map[") || strings.Contains(key, "true") || strings.Contains(key, "1.5") || strings.Contains(key, "[1") {
+			t.Errorf("the backend was called at %q", key)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/upstream"
@@ -376,6 +377,18 @@ func (h *Handler) run(ctx context.Context, method string, p *params) response {
 	}
 	if res, ok := h.checkLimits(doc, op); !ok {
 		return res
+	}
+	// Variables are checked against their declared types (GraphQL spec 6.1.2): graphql-go
+	// coerces leniently, so an object or a list given for an ID! would reach a backend path.
+	if _, err := validator.VariableValues(h.src, op, p.Variables); err != nil {
+		var ge *gqlerror.Error
+		if errors.As(err, &ge) {
+			if ge.Extensions == nil {
+				ge.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
+			}
+			return response{requestError: true, Errors: []any{ge}}
+		}
+		return requestError("BAD_USER_INPUT", "the variables do not match their declared types")
 	}
 	ast2, err := gqlparse.Parse(gqlparse.ParseParams{Source: source.NewSource(&source.Source{Body: []byte(query), Name: "query"})})
 	if err != nil {
