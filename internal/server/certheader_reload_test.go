@@ -47,4 +47,3 @@ routes: [{ name: all, match: { path: /** }, service: b }]
 		t.Fatalf("the upstream got a client's X-Client-Verified %q through the kept plain listener", v)
 	}
 }
-
