@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -13,19 +12,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/demo"
 )
-
-// aggFreeAddr reserves a loopback port and releases it for the gateway to bind (the BFF demo's
-// mobile and web listeners pick their profile by port, so they cannot use ":0").
-func aggFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
 
 type bffGateway struct {
 	public, mobile, web string
@@ -41,7 +27,7 @@ func startBFFDemo(t *testing.T) *bffGateway {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	mobile, web := aggFreeAddr(t), aggFreeAddr(t)
+	mobile, web := freeAddr(t), freeAddr(t)
 	cfg, err := b.Config("127.0.0.1:0", mobile, web)
 	if err != nil {
 		t.Fatal(err)

@@ -266,21 +266,7 @@ func TestRedisFailurePolicies(t *testing.T) {
     service: s
     plugins: { rate_limit: [{ key: ip, limit: 100, per: 1h, on_error: fail_closed }] }
 `
-	cfg, err := config.Load("t.yaml", []byte(yaml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry{m: map[string]io.Closer{}}
-	defer reg.close()
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	var hs []http.Handler
-	for i := range cfg.Routes {
-		mw, err := New(cfg, &cfg.Routes[i], &cfg.Services[0], middleware.Deps{Acquire: reg.acquire})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, mw(ok))
-	}
+	hs := buildRoutes(t, yaml)
 	open, closed := hs[0], hs[1]
 	if c := do(open, call{ip: "10.0.0.1"}).Code; c != 200 {
 		t.Fatalf("open with Redis up: %d", c)
@@ -351,21 +337,7 @@ func TestRedisDenialDoesNotCountMemoryLimits(t *testing.T) {
     match: { path: /other }
     service: s
 `
-	cfg, err := config.Load("t.yaml", []byte(yaml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry{m: map[string]io.Closer{}}
-	defer reg.close()
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	var hs []http.Handler
-	for i := range cfg.Routes {
-		mw, err := New(cfg, &cfg.Routes[i], &cfg.Services[0], middleware.Deps{Acquire: reg.acquire})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, mw(ok))
-	}
+	hs := buildRoutes(t, yaml)
 	r, other := hs[0], hs[1]
 	got := ""
 	for range 6 {
@@ -382,4 +354,25 @@ func TestRedisDenialDoesNotCountMemoryLimits(t *testing.T) {
 	if got != "+++-" {
 		t.Fatalf("memory limit after Redis refusals: %s, want +++- (the refused requests must not count)", got)
 	}
+}
+
+// buildRoutes loads yaml and wraps an OK handler with the middleware of each route, in order.
+func buildRoutes(t *testing.T, yaml string) []http.Handler {
+	t.Helper()
+	cfg, err := config.Load("t.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry{m: map[string]io.Closer{}}
+	t.Cleanup(reg.close)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	var hs []http.Handler
+	for i := range cfg.Routes {
+		mw, err := New(cfg, &cfg.Routes[i], &cfg.Services[0], middleware.Deps{Acquire: reg.acquire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, mw(ok))
+	}
+	return hs
 }
