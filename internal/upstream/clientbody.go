@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"io"
+	"net/http"
 	"sync"
 )
 
@@ -23,18 +24,21 @@ func (e *ClientBodyError) Unwrap() error { return e.Err }
 
 // clientBody wraps the client's request body for an attempt and remembers the first read error
 // other than io.EOF. The transport may read it on another goroutine (net/http's write loop), so
-// the error is guarded.
+// the error is guarded. Errors after the transport closed the body are its own doing, not the
+// client's: an HTTP/2 transport whose stream the target reset closes the body, and the read
+// blocked on it then fails.
 type clientBody struct {
-	rc  io.ReadCloser
-	mu  sync.Mutex
-	err error
+	rc     io.ReadCloser
+	mu     sync.Mutex
+	err    error
+	closed bool
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && err != http.ErrBodyReadAfterClose {
 		b.mu.Lock()
-		if b.err == nil {
+		if b.err == nil && !b.closed {
 			b.err = err
 		}
 		b.mu.Unlock()
@@ -42,7 +46,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *clientBody) Close() error { return b.rc.Close() }
+func (b *clientBody) Close() error {
+	b.mu.Lock()
+	b.closed = true // before the close, which wakes a blocked Read with an error
+	b.mu.Unlock()
+	return b.rc.Close()
+}
 
 // blame returns err, or err as a *ClientBodyError when reading the body failed: a transport
 // reports the body's read error as its own (or, having lost the request half-way, a write or
