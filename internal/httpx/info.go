@@ -5,6 +5,7 @@ package httpx
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -60,6 +61,10 @@ type Info struct {
 	// ("" on routes without limits).
 	RateLimit   string
 	RateLimited bool
+	// Refusal, when authentication refused the request, writes its 401 or 403. The runtime's
+	// chain counts such a request against the rate limits first (so guessing credentials is
+	// throttled) and refuses it right after them.
+	Refusal func(http.ResponseWriter, *http.Request)
 }
 
 // Identity is an authenticated caller, set by the authentication middleware and read by

@@ -3,10 +3,11 @@
 // chain once, at compile time, in a fixed order:
 //
 //	IP/geo/bot rules + security headers ─► CORS ─► authentication ─► authorization
-//	  ─► rate limits ─► cache ─► handler
+//	  ─► rate limits ─► refusal of what authentication refused ─► cache ─► handler
 //
 // so refused clients cost nothing, preflights never reach auth, and auth runs before anything
-// spends upstream capacity.
+// spends upstream capacity. A request authentication refuses is counted by the rate limits
+// before its 401 or 403 is written (auth.NewDeferred), so guessing credentials is throttled.
 package middleware
 
 import (

@@ -31,14 +31,21 @@ func (rt *Runtime) middlewareDeps(deps Deps) middleware.Deps {
 // package middleware. It runs once per route at compile time.
 func (rt *Runtime) buildChain(rc *config.Route, svc *config.Service, final http.Handler, deps Deps) (http.Handler, error) {
 	md := rt.middlewareDeps(deps)
+	// Authentication identifies the caller before the rate limits and refuses after them, so
+	// that refused requests are counted too (credential guessing is throttled).
+	identify, enforce, err := auth.NewDeferred(rt.Config, rc, md)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	steps := []struct {
 		name  string
 		build func() (middleware.Middleware, error)
 	}{
 		{"edge", func() (middleware.Middleware, error) { return edge.New(rt.Config, rc, md) }},
 		{"cors", func() (middleware.Middleware, error) { return cors.New(rc) }},
-		{"auth", func() (middleware.Middleware, error) { return auth.New(rt.Config, rc, md) }},
+		{"auth", func() (middleware.Middleware, error) { return identify, nil }},
 		{"rate_limit", func() (middleware.Middleware, error) { return ratelimit.New(rt.Config, rc, svc, md) }},
+		{"auth_enforce", func() (middleware.Middleware, error) { return enforce, nil }},
 		{"cache", func() (middleware.Middleware, error) { return cache.New(rt.Config, rc, md) }},
 	}
 	ms := make([]middleware.Middleware, 0, len(steps))

@@ -52,6 +52,43 @@ const maxHeaderValue = 1024
 // for every route: routes without jwt, api_key or forward_auth plugins are public and only get
 // the identity headers stripped. nil is returned only when there is nothing to strip either.
 func New(cfg *config.Config, route *config.Route, deps middleware.Deps) (middleware.Middleware, error) {
+	h, err := newHandler(cfg, route, deps)
+	if h == nil || err != nil {
+		return nil, err
+	}
+	return func(next http.Handler) http.Handler {
+		return &wrapped{h: h, next: next}
+	}, nil
+}
+
+// NewDeferred is New split in two around the rate limits: identify authenticates the request
+// and, when it must be refused, leaves the refusal in the request's httpx.Info
+// (Info.Refusal) and goes on; enforce, placed after the rate limits, writes that refusal.
+// A refused request is so counted by the limits keyed on IP (its identity is anonymous), and
+// an over-limit client guessing credentials gets 429. Both are nil when the route has no
+// authentication to do.
+func NewDeferred(cfg *config.Config, route *config.Route, deps middleware.Deps) (identify, enforce middleware.Middleware, err error) {
+	h, err := newHandler(cfg, route, deps)
+	if h == nil || err != nil {
+		return nil, nil, err
+	}
+	identify = func(next http.Handler) http.Handler {
+		return &wrapped{h: h, next: next, deferred: true}
+	}
+	enforce = func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if info := httpx.InfoFrom(r.Context()); info != nil && info.Refusal != nil {
+				info.Refusal(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	return identify, enforce, nil
+}
+
+// newHandler compiles route's authentication, or returns nil when it has none to do.
+func newHandler(cfg *config.Config, route *config.Route, deps middleware.Deps) (*handler, error) {
 	logger := deps.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -126,9 +163,7 @@ func New(cfg *config.Config, route *config.Route, deps middleware.Deps) (middlew
 	if h.jwt == nil && h.apiKey == nil && h.forward == nil && len(h.strip) == 0 {
 		return nil, nil
 	}
-	return func(next http.Handler) http.Handler {
-		return &wrapped{h: h, next: next}
-	}, nil
+	return h, nil
 }
 
 type handler struct {
@@ -167,12 +202,13 @@ type apiKeyRoute struct {
 }
 
 type wrapped struct {
-	h    *handler
-	next http.Handler
+	h        *handler
+	next     http.Handler
+	deferred bool // NewDeferred's identify: a refusal is left in Info for enforce
 }
 
 func (w *wrapped) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	w.h.serve(rw, r, w.next)
+	w.h.serve(rw, r, w.next, w.deferred)
 }
 
 // failure is a refused request: what the client gets and what the security log records.
@@ -190,7 +226,7 @@ type failure struct {
 	fwd     *decision // forward-auth denial to relay
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handler, deferred bool) {
 	for _, name := range h.strip {
 		delete(r.Header, name)
 		if r.Trailer != nil {
@@ -208,6 +244,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		f = h.authorize(id)
 	}
 	if f != nil {
+		if deferred && info != nil {
+			info.Refusal = func(w http.ResponseWriter, r *http.Request) { h.refuse(w, r, info, f) }
+			next.ServeHTTP(w, r)
+			return
+		}
 		h.refuse(w, r, info, f)
 		return
 	}
