@@ -75,6 +75,7 @@ func TestDepthCheckCountsOnlyCollections(t *testing.T) {
 		{"block scalar", "a: |\n  " + deep + "\n  - - - -\n" + blockNest(20) + "\nb: >-\n\n   " + deep + "\n   " + deep},
 		{"block scalar in a sequence", "- |\n  " + deep + "\n- b: |2\n     " + deep},
 		{"top-level block scalar", "--- |\n" + deep},
+		{"indentation indicator, first line deeper", "a: |2\n     first\n   " + deep + "\nb: >-1\n   x\n " + deep},
 		{"single quoted", "a: '" + deep + "''\n" + deep + "'"},
 		{"double quoted", "a: \"\\\"" + deep + "\\\n" + deep + "\""},
 		{"quoted in flow", "a: [\"" + deep + "\", '" + deep + "', {\"k\":\"" + deep + "\"}]"},

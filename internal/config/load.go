@@ -269,6 +269,16 @@ func (s *depthScanner) scanNode(block bool) (int, bool) {
 			continue
 		case c == '|' || c == '>':
 			s.scalarAbove, s.literal, s.contentIndent = s.parentCol(), true, -1
+			// An indentation indicator ("|2", ">-1") fixes the content's indentation, which
+			// the first line may then exceed.
+			for j := s.i + 1; j < len(s.data) && j <= s.i+2; j++ {
+				if d := s.data[j]; d >= '1' && d <= '9' {
+					s.contentIndent = max(s.parentCol(), 0) + int(d-'0')
+					break
+				} else if d != '-' && d != '+' {
+					break
+				}
+			}
 			s.endLine()
 			return 0, false
 		case c == '[' || c == '{':
