@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/aggregate/shape"
 	"github.com/gatehouse/gatehouse/internal/aggregate/tmpl"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
@@ -300,16 +301,10 @@ func missing(err error) *failure {
 	return f
 }
 
-// safeSegment reports whether v may fill a path placeholder as one segment: not empty, not a
-// dot segment, and without a slash or backslash. Escaping alone is not enough: "." and ".."
-// survive url.PathEscape and would take the call to another resource ("/users/../orders"), and
-// many servers decode %2F and %5C before they resolve the path. {**} carries the request's own
-// normalized segments.
+// safeSegment reports whether v may fill a path placeholder (router.SegmentValue); {**}
+// carries the request's own normalized segments.
 func safeSegment(ref *tmpl.Ref, v string) bool {
-	if ref.Source == tmpl.Param && ref.Name == "**" {
-		return true
-	}
-	return v != "" && v != "." && v != ".." && !strings.ContainsAny(v, "/\\")
+	return ref.Source == tmpl.Param && ref.Name == "**" || router.SegmentValue(v)
 }
 
 // escapePath escapes a value for a path: every segment on its own for {**} (which matched

@@ -1,6 +1,9 @@
 package router
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // PathError reports why a request path was rejected by NormalizePath.
 // Reason is a short, stable, human-readable text (for example "encoded slash")
@@ -308,4 +311,12 @@ func appendSegment(out []byte, seg string) []byte {
 		}
 	}
 	return out
+}
+
+// SegmentValue reports whether v may fill one segment of an upstream path (after escaping):
+// not empty, not a dot segment, and without a slash or backslash. Escaping alone is not enough:
+// "." and ".." survive url.PathEscape and would take a call to another resource
+// ("/users/../orders"), and many servers decode %2F and %5C before they resolve the path.
+func SegmentValue(v string) bool {
+	return v != "" && v != "." && v != ".." && !strings.ContainsAny(v, "/\\")
 }

@@ -18,6 +18,7 @@ import (
 	gql "github.com/graphql-go/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
@@ -184,9 +185,7 @@ func (res *Resolver) build(p gql.ResolveParams) (*restCall, string, error) {
 		})
 	}
 	rc := &restCall{path: fill(res.Path, func(v string) string {
-		// "." and ".." survive escaping and would take the call to another resource, and many
-		// servers decode %2F and %5C before they resolve the path.
-		if (v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\")) && ferr == nil {
+		if !router.SegmentValue(v) && ferr == nil {
 			ferr = errors.New("a value used in the backend path may not be empty, . or .., nor contain / or \\")
 		}
 		return url.PathEscape(v)
