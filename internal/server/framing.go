@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/wire"
@@ -412,17 +413,41 @@ func newTLSSplitListener(raw net.Listener, cfg *tls.Config, handshakeTimeout tim
 }
 
 func (l *tlsSplitListener) acceptLoop() {
+	var backoff time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
+			if temporaryAcceptError(err) {
+				// Out of file descriptors and the like: wait and accept again, as net/http's
+				// server does. Ending the loop would leave the listener deaf for good.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-l.done:
+					return
+				}
+			}
 			select {
 			case l.errc <- err:
 			case <-l.done:
 			}
 			return
 		}
+		backoff = 0
 		go l.handshake(c)
 	}
+}
+
+// temporaryAcceptError reports whether an Accept error may pass (EMFILE, ENFILE, ECONNABORTED
+// and the like): net/http's server retries on such errors.
+func temporaryAcceptError(err error) bool {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Temporary() || errno == syscall.ECONNABORTED
+	}
+	var ne interface{ Temporary() bool }
+	return errors.As(err, &ne) && ne.Temporary()
 }
 
 func (l *tlsSplitListener) handshake(c net.Conn) {
