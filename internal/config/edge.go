@@ -161,7 +161,8 @@ type CORS struct {
 	AllowedHeaders []string `yaml:"allowed_headers"`
 	// ExposedHeaders the browser may read from responses. Default: none.
 	ExposedHeaders []string `yaml:"exposed_headers"`
-	// AllowCredentials lets cookies and Authorization cross origins (not with origin "*").
+	// AllowCredentials lets cookies and Authorization cross origins (not with origin "*", nor a
+	// wildcard that stands for any host such as "https://*": name the domain, "https://*.example.com").
 	// Default: false.
 	AllowCredentials bool `yaml:"allow_credentials"`
 	// MaxAge lets browsers cache a preflight result. Default: 0 (browser default).
@@ -419,6 +420,10 @@ func (s *Source) validateEdge(add func(path, format string, args ...any)) {
 				}
 				if o == "*" && cors.AllowCredentials {
 					add(cp+".allow_credentials", "cannot be combined with origin \"*\" (browsers refuse it); list the origins")
+				} else if cors.AllowCredentials && strings.Contains(o, "*") && !domainWildcard(o) {
+					// "https://*" would reflect every https origin with credentials: "*" by
+					// another name.
+					add(fmt.Sprintf("%s.allowed_origins[%d]", cp, j), "%q: with allow_credentials a wildcard must stand for subdomains of a named domain, like \"https://*.example.com\"", o)
 				}
 			}
 			for j, m := range cors.AllowedMethods {
@@ -476,4 +481,11 @@ func validateSecurityHeaders(add func(path, format string, args ...any), p strin
 			add(fmt.Sprintf("%s.remove_upstream_headers[%d]", p, j), "%q is not a valid header name", k)
 		}
 	}
+}
+
+// domainWildcard reports whether origin's wildcard stands for the subdomains of a named domain
+// ("https://*.example.com"), not for any host ("https://*", "https://*.com").
+func domainWildcard(origin string) bool {
+	_, rest, ok := strings.Cut(origin, "://*.")
+	return ok && strings.Contains(rest, ".") && !strings.ContainsAny(rest, "*/")
 }

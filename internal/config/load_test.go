@@ -361,6 +361,12 @@ func TestLoadErrors(t *testing.T) {
 				{10, 32, "server.access_log.format", `unknown format "xml" (want json or common)`},
 				{11, 3, "server.underscore_headers", `must be drop, reject or allow, got "keep"`},
 			}},
+		{"credentialed wildcard origins", base + route + "    plugins:\n      cors:\n        allow_credentials: true\n" +
+			"        allowed_origins: [\"https://*\", \"https://*.com\", \"https://*.example.com\", \"http://*.a.example.com:8080\"]\n",
+			[]wantErr{
+				{16, 27, "routes[0].plugins.cors.allowed_origins[0]", `"https://*": with allow_credentials a wildcard must stand for subdomains of a named domain`},
+				{16, 40, "routes[0].plugins.cors.allowed_origins[1]", `"https://*.com": with allow_credentials`},
+			}},
 		{"rewrite with unknown parameter", base + route + "    rewrite: /v2/{uid}\n",
 			[]wantErr{{13, 5, "routes[0].rewrite", `{uid} is not a parameter of the path pattern "/users/{id}"`}}},
 		{"rewrite {**} without trailing wildcard", base + route + "    rewrite: /v2/{**}\n",
