@@ -471,6 +471,11 @@ func ParseHashOn(v string) (kind, name string, err error) {
 func ParsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Client addresses are unmapped before they are matched: "::ffff:192.0.2.0/120"
+			// must be 192.0.2.0/24 to match anyone.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), err
 	}
 	a, err := netip.ParseAddr(s)
