@@ -178,7 +178,8 @@ type Timeouts struct {
 	// ResponseHeader bounds the wait for the upstream's response headers after the request was
 	// sent. Default: 30s.
 	ResponseHeader Duration `yaml:"response_header"`
-	// Request bounds the whole exchange, body streaming included; "0s" leaves only the other
+	// Request bounds the whole exchange, body streaming included (with server.write_timeout off,
+	// also the writes of a large response to a client that stops reading); "0s" leaves only the other
 	// timeouts (use it for long streams). Not applied to upgraded (WebSocket) connections.
 	// Default: 60s.
 	Request Duration `yaml:"request"`

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/reqctx"
@@ -107,7 +108,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ob *outbound) 
 		// Trailers need chunked framing: flush now so a short body is not given a length.
 		_ = http.NewResponseController(w).Flush()
 	}
-	if err := copyBody(w, resp); err != nil {
+	var bounded *http.ResponseController
+	if h.o.BoundWrites && (r.ProtoMajor == 2 || resp.ContentLength < 0 || resp.ContentLength > copyBufSize) {
+		if dl, ok := out.Context().Deadline(); ok {
+			bounded = http.NewResponseController(w)
+			_ = bounded.SetWriteDeadline(dl)
+		}
+	}
+	err = copyBody(w, resp)
+	if bounded != nil {
+		_ = bounded.SetWriteDeadline(time.Time{}) // a keep-alive connection's next response is not bounded by this one
+	}
+	if err != nil {
 		_ = resp.Body.Close()
 		if r.Context().Err() == nil {
 			h.o.Logger.Debug("response stream aborted", "route", h.o.Route, "error", err.Error())

@@ -48,7 +48,12 @@ type Options struct {
 	Rewrite      string
 	PreserveHost bool
 	// RequestTimeout bounds the whole exchange (0: none). Not applied to upgrades.
-	RequestTimeout  time.Duration
+	RequestTimeout time.Duration
+	// BoundWrites makes the request's deadline bound the writes of a response body that may
+	// not fit the client's socket buffers (over 32 KiB, of unknown length, or on HTTP/2): a
+	// client that stops reading then releases its request, and the upstream connection, at
+	// the route's timeout. Set it when server.write_timeout is off (it would bound them).
+	BoundWrites     bool
 	RequestHeaders  httpx.HeaderOps
 	ResponseHeaders httpx.HeaderOps
 	Trusted         *httpx.Trusted

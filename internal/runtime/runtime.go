@@ -307,6 +307,7 @@ func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps
 		Rewrite:         rc.Rewrite,
 		PreserveHost:    rc.PreserveHost,
 		RequestTimeout:  to.Request.Duration,
+		BoundWrites:     rt.Config.Server.WriteTimeout.Duration == 0,
 		RequestHeaders:  httpx.NewHeaderOps(rc.RequestHeaders),
 		ResponseHeaders: httpx.NewHeaderOps(rc.ResponseHeaders),
 		Trusted:         rt.trusted,
