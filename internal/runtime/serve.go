@@ -190,7 +190,6 @@ func rawPath(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// headerBytes approximates the request head size the way a wire count would.
 // hasLower reports whether s has a lower-case ASCII letter.
 func hasLower(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -208,6 +207,8 @@ type headerScan struct {
 	connection bool // a Connection field is present
 }
 
+// scanHeader walks r's header once: its size approximates the request head the way a wire
+// count would.
 func scanHeader(r *http.Request) headerScan {
 	s := headerScan{bytes: len(r.Method) + len(r.RequestURI) + 12 + len(r.Host)}
 	for k, vs := range r.Header {
