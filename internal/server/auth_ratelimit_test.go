@@ -1,26 +1,12 @@
 package server
 
-import (
-	"testing"
-
-	"github.com/gatehouse/gatehouse/internal/middleware/auth"
-)
+import "testing"
 
 // Requests that authentication refuses count against the rate limits, so guessing credentials
 // is throttled: after the per-IP budget, the guesser gets 429, valid key or not; a route without
 // limits still answers 401.
 func TestRefusedCredentialsAreRateLimited(t *testing.T) {
-	a := newEcho(t, "a")
-	g := startGateway(t, `
-version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-server: { access_log: { enabled: false } }
-auth:
-  consumers: [{ name: partner-a, keys: ["${KEY_HASH}"] }]
-services:
-  - name: a
-    targets: [{ url: "http://${A}" }]
-routes:
+	g := startKeyGateway(t, `
   - name: limited
     match: { path: /limited/** }
     service: a
@@ -32,7 +18,7 @@ routes:
     service: a
     plugins:
       api_key: { header: X-API-Key }
-`, map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
+`)
 	got := ""
 	for range 8 {
 		resp, _ := g.get(t, "/limited/x", "X-API-Key", "guess")

@@ -111,17 +111,7 @@ func TestUnderscoreHeaders(t *testing.T) {
 // A lower-case method is refused: "post" would match no route limited to POST, fall through to
 // a public route for the same path, and run as POST on an upstream that upper-cases methods.
 func TestLowerCaseMethodRefused(t *testing.T) {
-	a := newEcho(t, "a")
-	g := startGateway(t, `
-version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-server: { access_log: { enabled: false } }
-auth:
-  consumers: [{ name: partner-a, keys: ["${KEY_HASH}"] }]
-services:
-  - name: a
-    targets: [{ url: "http://${A}" }]
-routes:
+	g := startKeyGateway(t, `
   - name: writes
     match: { path: /items/**, methods: [POST, PUT, DELETE, PATCH] }
     service: a
@@ -130,7 +120,7 @@ routes:
   - name: reads
     match: { path: /items/** }
     service: a
-`, map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
+`)
 	for _, m := range []string{"post", "Post", "pOST", "get"} {
 		got := g.raw(t, m+" /items/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.1 400 ") {
@@ -205,4 +195,21 @@ func TestConnectRefused(t *testing.T) {
 	if !strings.HasPrefix(got, "HTTP/1.1 405 ") {
 		t.Fatalf("CONNECT: %q, want 405", firstLine(got))
 	}
+}
+
+// startKeyGateway starts a gateway with partner-a's API key and one echo service "a", serving
+// routes (a YAML list of routes).
+func startKeyGateway(t *testing.T, routes string) *gateway {
+	t.Helper()
+	a := newEcho(t, "a")
+	return startGateway(t, `
+version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+server: { access_log: { enabled: false } }
+auth:
+  consumers: [{ name: partner-a, keys: ["${KEY_HASH}"] }]
+services:
+  - name: a
+    targets: [{ url: "http://${A}" }]
+routes:`+routes, map[string]string{"A": hostPort(a), "KEY_HASH": auth.HashKey(partnerKey)})
 }
