@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/server/h1"
 	"github.com/gatehouse/gatehouse/internal/wire"
 )
 
@@ -417,7 +417,7 @@ func (l *tlsSplitListener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			if temporaryAcceptError(err) {
+			if h1.TemporaryAcceptError(err) {
 				// Out of file descriptors and the like: wait and accept again, as net/http's
 				// server does. Ending the loop would leave the listener deaf for good.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -437,17 +437,6 @@ func (l *tlsSplitListener) acceptLoop() {
 		backoff = 0
 		go l.handshake(c)
 	}
-}
-
-// temporaryAcceptError reports whether an Accept error may pass (EMFILE, ENFILE, ECONNABORTED
-// and the like): net/http's server retries on such errors.
-func temporaryAcceptError(err error) bool {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno.Temporary() || errno == syscall.ECONNABORTED
-	}
-	var ne interface{ Temporary() bool }
-	return errors.As(err, &ne) && ne.Temporary()
 }
 
 func (l *tlsSplitListener) handshake(c net.Conn) {

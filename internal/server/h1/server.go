@@ -31,6 +31,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/reqctx"
@@ -146,8 +147,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.shuttingDown() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+			if TemporaryAcceptError(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.logger().Warn("h1: accept error; retrying", "error", err.Error(), "delay", backoff)
 				time.Sleep(backoff)
@@ -228,9 +228,19 @@ func (s *Server) stopWatchLoop() {
 	}
 }
 
-func isTemporary(err error) bool {
-	t, ok := err.(interface{ Temporary() bool })
-	return ok && t.Temporary()
+// TemporaryAcceptError reports whether an Accept error may pass (a timeout, EMFILE, ENFILE,
+// ECONNABORTED and the like): a server waits and accepts again, as net/http's does.
+func TemporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Temporary() || errno == syscall.ECONNABORTED
+	}
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
 
 func (s *Server) track(ln *net.Listener, add bool) bool {
