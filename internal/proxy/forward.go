@@ -124,6 +124,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ob *outbound) 
 		if r.Context().Err() == nil {
 			h.o.Logger.Debug("response stream aborted", "route", h.o.Route, "error", err.Error())
 		}
+		if info := httpx.InfoFrom(r.Context()); info != nil {
+			// The access log tells whose side broke the stream.
+			_, client := err.(clientWriteError)
+			switch {
+			case client && isTimeout(err):
+				info.ErrorCode = "client_write_timeout" // a client too slow to read, cut at the route's deadline
+			case client || r.Context().Err() != nil:
+				info.ErrorCode = "client_closed_request"
+			default:
+				info.ErrorCode = CodeUpstreamAborted
+			}
+		}
 		// The status line is out: the only honest signal left is to abort the response, which
 		// both servers turn into a connection (or stream) reset instead of a complete message.
 		panic(http.ErrAbortHandler)
@@ -170,7 +182,7 @@ func copyBody(w http.ResponseWriter, resp *http.Response) error {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
+				return clientWriteError{werr}
 			}
 			if flusher != nil {
 				flusher.Flush()
@@ -184,6 +196,16 @@ func copyBody(w http.ResponseWriter, resp *http.Response) error {
 		}
 	}
 }
+
+// clientWriteError is a copyBody failure writing to the client (any other is the upstream's).
+type clientWriteError struct{ err error }
+
+func (e clientWriteError) Error() string { return e.err.Error() }
+func (e clientWriteError) Unwrap() error { return e.err }
+
+// CodeUpstreamAborted is the access log's error code for a response the upstream broke off
+// after its status line went out (the client's stream is reset).
+const CodeUpstreamAborted = "upstream_response_aborted"
 
 type flushFunc func()
 

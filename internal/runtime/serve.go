@@ -22,6 +22,7 @@ type exchange struct {
 	sw   httpx.StatusWriter
 	tel  telemetry.Request
 	span trace.Span // the server span (nil: tracing off)
+	done bool       // the handler returned (false while a panic unwinds)
 }
 
 // ServeHTTP is the edge of the gateway for one request: request ID and client IP, header size
@@ -87,11 +88,48 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 
-	rt.serve(&ex.sw, r, info, tel, hdr)
-
 	if rt.access != nil {
-		rt.logAccess(r, info, &ex.sw, start, time.Since(start))
+		// Deferred, so that a response aborted mid-stream (http.ErrAbortHandler) is logged too.
+		defer rt.logExchange(r, ex, start)
 	}
+	rt.serve(&ex.sw, r, info, tel, hdr)
+	ex.done = true
+}
+
+// logExchange writes the request's access-log line. A request whose handler did not return
+// (its response was aborted mid-stream) is logged with the status and bytes that went out
+// (status 0: none did) and an error code saying it was cut short.
+func (rt *Runtime) logExchange(r *http.Request, ex *exchange, start time.Time) {
+	status := ex.sw.Status
+	switch {
+	case ex.done && status == 0:
+		status = http.StatusOK // the server's implicit status for a handler that wrote nothing
+	case !ex.done && ex.info.ErrorCode == "":
+		ex.info.ErrorCode = CodeResponseAborted
+	}
+	rt.logAccess(r, &ex.info, &ex.sw, status, start, time.Since(start))
+}
+
+// CodeResponseAborted is the access log's error code for a response cut short after its status
+// line went out, when the handler gave no more precise one.
+const CodeResponseAborted = "response_aborted"
+
+// LogRefusal records a request the server answered before the runtime saw it (refused framing,
+// load shed, URI too long, redirect to HTTPS): its access-log line and its request metrics,
+// under no route. info carries the request ID the answer gave; sw what was written.
+func (rt *Runtime) LogRefusal(r *http.Request, info *httpx.Info, sw *httpx.StatusWriter, start time.Time) {
+	d := time.Since(start)
+	if rt.obs.on {
+		rt.obs.noRoute.Observe(r.Method, sw.Status, d)
+	}
+	if rt.access == nil {
+		return
+	}
+	if !info.Peer.IsValid() {
+		info.Peer = httpx.PeerAddr(r.RemoteAddr)
+		info.ClientIP, info.PeerTrusted = httpx.ClientIP(info.Peer, r.Header["X-Forwarded-For"], rt.trusted)
+	}
+	rt.logAccess(r, info, sw, sw.Status, start, d)
 }
 
 func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Info, tel *telemetry.Request, hdr headerScan) {
@@ -221,11 +259,8 @@ func scanHeader(r *http.Request) headerScan {
 	return s
 }
 
-func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *httpx.StatusWriter, start time.Time, d time.Duration) {
-	status := sw.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
+// logAccess writes one access-log line; status 0 says no response went out.
+func (rt *Runtime) logAccess(r *http.Request, info *httpx.Info, sw *httpx.StatusWriter, status int, start time.Time, d time.Duration) {
 	path := info.Path
 	if path == "" {
 		path = "-"

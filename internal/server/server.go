@@ -145,6 +145,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.certHeaders.Store(subjectHeaders(cfg))
 	s.metrics.SetActiveConfig(rt.CompiledAt)
 	s.guard.Logger = s.logger
+	s.guard.Refuse = s.refuseGuarded
 	s.guard.Configure(cfg.Server.MaxInFlight, cfg.Server.MaxURIBytes.Bytes)
 	return s, nil
 }
@@ -353,7 +354,7 @@ func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Ha
 			return
 		}
 		if lc.RedirectHTTPS {
-			redirectHTTPS(w, r, lc.HTTPSPort)
+			s.redirectHTTPS(w, r, lc.HTTPSPort)
 			return
 		}
 		// Subject headers of every mTLS listener of the current config are stripped on all
@@ -380,24 +381,48 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, e *h1.Req
 		return
 	}
 	id := httpx.RequestID(nil)
-	r = r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{RequestID: id}))
 	s.logger.Debug("refused request", "status", e.Status, "reason", e.Reason, "request_id", id,
 		"client_ip", httpx.PeerAddr(r.RemoteAddr).String())
-	httpx.WriteError(w, r, e.Status, e.Code, e.Reason)
+	s.refuse(w, r, id, e.Status, e.Code, e.Reason)
 }
 
 func (s *Server) refuseSmuggling(w http.ResponseWriter, r *http.Request, reason string) {
 	id := httpx.RequestID(nil)
-	info := &httpx.Info{RequestID: id}
-	r = r.WithContext(httpx.WithInfo(r.Context(), info))
 	s.logger.Warn("security event", "event", "request_smuggling", "reason", reason,
 		"request_id", id, "client_ip", httpx.PeerAddr(r.RemoteAddr).String())
 	w.Header().Set("Connection", "close")
-	httpx.WriteError(w, r, http.StatusBadRequest, "request_smuggling", "the request's framing is ambiguous ("+reason+")")
+	s.refuse(w, r, id, http.StatusBadRequest, "request_smuggling", "the request's framing is ambiguous ("+reason+")")
 }
 
-// redirectHTTPS answers with a permanent redirect to the same URL over https.
-func redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
+// refuseGuarded answers a request the guard refused (load shed, URI too long); it keeps the
+// client's valid request ID, as the runtime does.
+func (s *Server) refuseGuarded(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	s.refuse(w, r, httpx.RequestID(r.Header), status, code, msg)
+}
+
+// refuse answers a request refused before the runtime with the gateway's JSON error under
+// request ID id, and has the current runtime log and count it like any other answer.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, id string, status int, code, msg string) {
+	start := time.Now()
+	info := &httpx.Info{RequestID: id}
+	r = r.WithContext(httpx.WithInfo(r.Context(), info))
+	sw := &httpx.StatusWriter{ResponseWriter: w}
+	httpx.WriteError(sw, r, status, code, msg)
+	s.current.Load().LogRefusal(r, info, sw, start)
+}
+
+// redirectHTTPS answers with a permanent redirect to the same URL over https, logged and
+// counted like any other answer.
+func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
+	start := time.Now()
+	info := &httpx.Info{RequestID: httpx.RequestID(r.Header)}
+	w.Header().Set("X-Request-Id", info.RequestID)
+	sw := &httpx.StatusWriter{ResponseWriter: w}
+	writeHTTPSRedirect(sw, r, port)
+	s.current.Load().LogRefusal(r, info, sw, start)
+}
+
+func writeHTTPSRedirect(w http.ResponseWriter, r *http.Request, port int) {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h

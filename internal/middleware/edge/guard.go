@@ -12,7 +12,11 @@ import (
 // Guard lives as long as the server, so its in-flight count spans reloads.
 type Guard struct {
 	// Logger receives a security event for the first shed request and every 1000th after.
-	Logger      *slog.Logger
+	Logger *slog.Logger
+	// Refuse writes the guard's refusals; the server sets it so that they are logged and
+	// counted like every other answer. Nil: the JSON error with the request's ID, unrecorded.
+	// Set it before serving.
+	Refuse      func(w http.ResponseWriter, r *http.Request, status int, code, msg string)
 	maxInFlight atomic.Int64
 	maxURI      atomic.Int64
 	inflight    atomic.Int64
@@ -40,18 +44,23 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 					"in_flight", n, "shed_total", shed)
 			}
 			w.Header().Set("Retry-After", "1")
-			httpx.WriteError(w, withID(r), http.StatusServiceUnavailable, "overloaded", "the gateway is at capacity; retry shortly")
+			g.refuse(w, r, http.StatusServiceUnavailable, "overloaded", "the gateway is at capacity; retry shortly")
 			return
 		}
 		if max := g.maxURI.Load(); max > 0 && int64(len(r.RequestURI)) > max {
-			httpx.WriteError(w, withID(r), http.StatusRequestURITooLong, "uri_too_long", "the request URI is too long")
+			g.refuse(w, r, http.StatusRequestURITooLong, "uri_too_long", "the request URI is too long")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// withID gives a request refused before the runtime edge its correlation ID.
-func withID(r *http.Request) *http.Request {
-	return r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{RequestID: httpx.RequestID(r.Header)}))
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if g.Refuse != nil {
+		g.Refuse(w, r, status, code, msg)
+		return
+	}
+	// A request refused before the runtime edge still gets its correlation ID.
+	r = r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{RequestID: httpx.RequestID(r.Header)}))
+	httpx.WriteError(w, r, status, code, msg)
 }
