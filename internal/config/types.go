@@ -75,7 +75,8 @@ type Server struct {
 	// Default: 32KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
 	// ReadHeaderTimeout bounds how long a client may take to send the request headers (slowloris
-	// guard). Durations use Go syntax: "250ms", "5s", "1m30s". Default: 10s.
+	// guard): on a new connection from its accept, on a kept-alive one from the request's first
+	// byte. Durations use Go syntax: "250ms", "5s", "1m30s". Default: 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request, body included. "0s" disables it. Default: 60s.
 	ReadTimeout Duration `yaml:"read_timeout"`

@@ -350,6 +350,9 @@ type conn struct {
 	// anything else has set it: setReadDeadline).
 	idleSet time.Time
 	idleFor time.Duration
+	// headBy is the deadline awaitRequest set for a new connection's first head (zero
+	// otherwise): the head timeout runs from the accept, not from the first byte.
+	headBy time.Time
 
 	// Watching for the client going away while a request runs. since is when the running
 	// request started (UnixNano; 0 when there is nothing to watch); Server.watchLoop starts the
@@ -442,11 +445,14 @@ func (c *conn) awaitRequest(first bool) bool {
 	}
 	// A new connection gets the head timeout for its first request (ReadTimeout when
 	// ReadHeaderTimeout is not set), so one that never sends anything does not stay open.
-	d := s.idleTimeout()
-	if h := s.headTimeout(); first && h > 0 {
-		d = h
-	}
+	d, h := s.idleTimeout(), s.headTimeout()
 	switch {
+	case first && h > 0:
+		// The deadline also bounds the rest of the head (serveRequest leaves it in place), so
+		// a client sending its first byte just before it does not get a second head timeout.
+		by := time.Now().Add(h)
+		c.setReadDeadline(by)
+		c.headBy = by
 	case d <= 0:
 		c.setReadDeadline(time.Time{})
 	case c.idleSet.IsZero() || c.idleFor != d || time.Since(c.idleSet) >= min(d/8, time.Second):
@@ -473,7 +479,9 @@ func (c *conn) serveRequest() bool {
 	// arriving. A head already buffered whole needs no read, so no deadline: each deadline
 	// change is a runtime timer operation, which can wake another thread to watch the timer.
 	headBuffered := c.headBuffered()
-	if !headBuffered {
+	headBy := c.headBy
+	c.headBy = time.Time{}
+	if !headBuffered && headBy.IsZero() {
 		if d := s.headTimeout(); d > 0 {
 			c.setReadDeadline(start.Add(d))
 		} else {

@@ -58,6 +58,32 @@ func TestReadHeaderTimeout(t *testing.T) {
 		closedWithin(t, c, begin, rht)
 		<-done
 	})
+	t.Run("late first byte", func(t *testing.T) {
+		t.Parallel()
+		// A new connection's head timeout runs from the accept: a first byte sent just
+		// before it does not buy a second timeout for the rest of the head.
+		const rht = 400 * time.Millisecond
+		ts := start(t, ok, func(s *Server) { s.ReadHeaderTimeout = rht })
+		c := dial(t, ts.addr)
+		begin := time.Now()
+		time.Sleep(rht * 3 / 4)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200)) {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		closedWithin(t, c, begin, rht)
+		// With the timeout restarted at the first byte the close comes at 700ms.
+		if d := time.Since(begin); d > rht+rht/2 {
+			t.Errorf("closed after %v: the head timeout restarted at the first byte", d)
+		}
+		<-done
+	})
 	t.Run("nothing sent", func(t *testing.T) {
 		t.Parallel()
 		c := dial(t, ts.addr)
