@@ -37,7 +37,8 @@ FUZZ_TARGETS = \
 	FuzzParseOrigin:./internal/server/h1/ \
 	FuzzChunkedReader:./internal/wire/ \
 	FuzzCanonicalKey:./internal/wire/ \
-	FuzzResponseHead:./internal/upstream/h1/
+	FuzzResponseHead:./internal/upstream/h1/ \
+	FuzzEnvValue:./internal/config/
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -114,6 +114,11 @@ func Decode(file string, data []byte, lookupEnv func(string) (string, bool)) (*S
 		fe.Msg += syntaxHint(data, fe.Line)
 		return nil, Errors{fe}
 	}
+	// Aliases are expanded by the decoder: a few hundred bytes of nested aliases would build
+	// gigabytes, so their expanded size is measured on the parsed text first.
+	if fe := checkAliases(file, f); fe != nil {
+		return nil, Errors{fe}
+	}
 	pos := indexPositions(f)
 	var cfg Config
 	if err := guard(func() error { return yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()) }); err != nil {
@@ -549,78 +554,6 @@ func tokenError(file string, pos *positions, err error) *FieldError {
 	}
 	fe.Msg = strings.TrimSpace(fe.Msg)
 	return fe
-}
-
-// substituteEnv replaces ${NAME} and ${NAME:-default}; "$$" is a literal "$". Lines are kept in
-// place so positions still point at the user's file.
-func substituteEnv(file string, data []byte, lookup func(string) (string, bool)) ([]byte, Errors) {
-	s := string(data)
-	if !strings.Contains(s, "$") {
-		return data, nil
-	}
-	var b strings.Builder
-	var errs Errors
-	line, col := 1, 1
-	lineStart := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if lineStart {
-			// Whole-line comments are copied untouched, references and all.
-			j := i
-			for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
-				j++
-			}
-			if j < len(s) && s[j] == '#' {
-				k := strings.IndexByte(s[i:], '\n')
-				if k < 0 {
-					k = len(s) - i - 1
-				}
-				b.WriteString(s[i : i+k+1])
-				i += k
-				line++
-				continue
-			}
-			lineStart = false
-		}
-		if c == '$' && i+1 < len(s) && s[i+1] == '$' {
-			b.WriteByte('$')
-			i++
-			col += 2
-			continue
-		}
-		if c == '$' && i+1 < len(s) && s[i+1] == '{' {
-			end := strings.IndexByte(s[i:], '}')
-			nl := strings.IndexByte(s[i:], '\n')
-			if end < 0 || (nl >= 0 && nl < end) {
-				errs = append(errs, &FieldError{File: file, Line: line, Col: col, Msg: "unterminated ${ reference"})
-				b.WriteByte(c)
-				col++
-				continue
-			}
-			ref := s[i+2 : i+end]
-			name, def, hasDef := strings.Cut(ref, ":-")
-			if !validEnvName(name) {
-				errs = append(errs, &FieldError{File: file, Line: line, Col: col, Msg: fmt.Sprintf("invalid environment variable name %q", name)})
-			} else if v, ok := lookup(name); ok {
-				b.WriteString(v)
-			} else if hasDef {
-				b.WriteString(def)
-			} else {
-				errs = append(errs, &FieldError{File: file, Line: line, Col: col, Msg: fmt.Sprintf("environment variable %s is not set (use ${%s:-default} for a default)", name, name)})
-			}
-			i += end
-			col += end + 1
-			continue
-		}
-		b.WriteByte(c)
-		if c == '\n' {
-			line, col = line+1, 1
-			lineStart = true
-		} else {
-			col++
-		}
-	}
-	return []byte(b.String()), errs
 }
 
 func validEnvName(n string) bool {
