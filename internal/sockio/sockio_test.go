@@ -137,8 +137,12 @@ func TestDeadlines(t *testing.T) {
 	}
 
 	// The peer never reads: the write fills the buffers and times out, having written some.
-	_ = a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	n, err := ca.Write(make([]byte, 64<<20))
+	// The 64 MiB buffer is made before the deadline is set: making it can take longer than
+	// the deadline under the race detector on a loaded machine, and a write that starts past
+	// its deadline writes nothing.
+	big := make([]byte, 64<<20)
+	_ = a.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+	n, err := ca.Write(big)
 	checkOpError(t, err, "write")
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= 64<<20 {
 		t.Errorf("write past the deadline: %d %v", n, err)
