@@ -116,6 +116,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
+	// Caught first: until signal.Notify, a SIGHUP takes Go's default action and kills the process,
+	// and a config-reloader sidecar may send one while the config is still loading or compiling.
+	sigs := notifySignals()
+	defer signal.Stop(sigs)
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "gatehouse.yaml", "config file")
@@ -148,7 +152,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
-	return serve(srv, logger, *path, *watch, nil)
+	return serve(srv, logger, *path, *watch, sigs, nil)
+}
+
+// notifySignals starts catching the signals serve handles. The buffer keeps those that arrive
+// before serve reads them; more than fit are dropped, which only merges repeated SIGHUPs.
+func notifySignals() chan os.Signal {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	return sigs
 }
 
 // startCPUProfile starts a pprof CPU profile written to path; the returned function stops it
@@ -168,9 +180,15 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
-// serve starts srv and blocks until SIGTERM/SIGINT, reloading on SIGHUP (and on file change when
-// watch is set). ready, if not nil, runs once the listeners are bound.
-func serve(srv *server.Server, logger *slog.Logger, path string, watch bool, ready func()) int {
+// serve starts srv and blocks until SIGTERM/SIGINT on sigs, reloading on SIGHUP (and on file
+// change when watch is set). ready, if not nil, runs once the listeners are bound.
+//
+// Signals caught before serve (while the config loaded and compiled) wait in sigs and are handled
+// in order once srv is serving: a SIGHUP reloads the file, which may have changed since it was
+// read, and a SIGTERM/SIGINT shuts down gracefully. Handling them only once serving keeps one
+// code path for each; the cost is that a SIGTERM during a slow compile (JWKS fetches) waits for
+// it and binds the listeners for a moment before draining them.
+func serve(srv *server.Server, logger *slog.Logger, path string, watch bool, sigs <-chan os.Signal, ready func()) int {
 	if err := srv.Start(); err != nil {
 		logger.Error("start failed", "error", err.Error())
 		return 1
@@ -191,9 +209,6 @@ func serve(srv *server.Server, logger *slog.Logger, path string, watch bool, rea
 			logger.Warn("config file watch unavailable; reload with SIGHUP", "error", err.Error())
 		}
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if path != "" {
@@ -214,6 +229,9 @@ func serve(srv *server.Server, logger *slog.Logger, path string, watch bool, rea
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	// As in cmdRun: a SIGHUP while the demo services start must not kill the process.
+	sigs := notifySignals()
+	defer signal.Stop(sigs)
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
@@ -273,7 +291,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		defer func() { _ = bffSrv.Shutdown(context.Background()) }()
 	}
-	return serve(srv, logger, "", false, func() {
+	return serve(srv, logger, "", false, sigs, func() {
 		fmt.Fprint(stdout, d.Banner(srv.Addrs()["public"]))
 		if *adminAddr != "" {
 			fmt.Fprintf(stdout, "\nDashboard: http://%s/   Prometheus metrics: http://%s/metrics   Admin API: http://%s/api/v1/\n", *adminAddr, *adminAddr, *adminAddr)

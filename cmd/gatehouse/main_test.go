@@ -262,6 +262,96 @@ func TestRunReloadAndGracefulStop(t *testing.T) {
 	}
 }
 
+// TestRunSIGHUPWhileLoading sends SIGHUP while the config is still compiling, as a
+// config-reloader sidecar may: the process must live, start, and then reload the file. The
+// compile is held still by an hmac_secret_file that is a FIFO: opening it for writing returns
+// once the gateway opened it for reading, and the gateway's read returns once the test writes.
+func TestRunSIGHUPWhileLoading(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer be.Close()
+	backend := strings.TrimPrefix(be.URL, "http://")
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "jwt-secret")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`version: 1
+listeners: [{ name: public, address: "%s" }]
+server: { shutdown_timeout: 5s, access_log: { enabled: false } }
+auth:
+  issuers: [{ name: local, algorithms: [HS256], hmac_secret_file: %q }]
+services: [{ name: s, targets: [{ url: "http://%s" }] }]
+routes:
+  - name: private
+    match: { path: /private/** }
+    service: s
+    plugins: { jwt: {} }
+  - name: r
+    match: { path: /** }
+    service: s
+    response_headers: { set: { X-Config: one } }
+`, addr, fifo, backend)), 0o600)
+
+	p := start(t, "run", "-c", cfgPath, "-watch=false")
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- f
+	}()
+	var secret *os.File
+	select {
+	case secret = <-opened:
+	case <-p.done:
+		t.Fatalf("exited before reading its config: %d\n%s", p.code, p.stderr)
+	case <-time.After(10 * time.Second):
+		// Unblock the opener by opening the read end ourselves, then fail.
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			defer f.Close()
+		}
+		t.Fatalf("the gateway never opened hmac_secret_file\n%s", p.stderr)
+	}
+	if secret == nil {
+		t.FailNow()
+	}
+	defer secret.Close()
+
+	// The gateway is blocked reading the secret: this SIGHUP comes mid-compile.
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-p.done:
+		t.Fatalf("SIGHUP while loading the config ended the process: exit %d\n%s", p.code, p.stderr)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The sidecar's new config, written before the gateway is ready; the SIGHUP must load it.
+	os.WriteFile(cfgPath, []byte(runConfig(addr, backend, "two")), 0o600)
+	if _, err := io.WriteString(secret, "0123456789abcdef0123456789abcdef\n"); err != nil {
+		t.Fatal(err)
+	}
+	secret.Close()
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	waitFor(t, "the SIGHUP's reload once serving", 10*time.Second, func() bool {
+		resp, err := client.Get("http://" + addr + "/x")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Config") == "two"
+	})
+	if !strings.Contains(p.stderr.String(), "SIGHUP: reloading config") {
+		t.Errorf("the reload is not logged as the SIGHUP's:\n%s", p.stderr)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.stderr)
+	}
+}
+
 // TestDemo runs `gatehouse demo` as a newcomer would and follows the printed curl commands.
 func TestDemo(t *testing.T) {
 	var p *proc
