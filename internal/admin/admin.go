@@ -6,8 +6,10 @@
 //
 // The listener binds to loopback by default. With a token configured every endpoint except
 // /healthz, /readyz and the dashboard's static files requires `Authorization: Bearer <token>`;
-// without one, requests must name a loopback host (a DNS-rebinding guard), and requests that
-// change state must not come from another origin.
+// without one, requests must arrive on a loopback connection and name a loopback host (a
+// DNS-rebinding guard). Requests that change state must not come from another origin. The
+// token is the current config's, read on every request, so a reload that rotates or removes it
+// applies at once.
 package admin
 
 import (
@@ -27,6 +29,7 @@ import (
 	"net/url"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,8 +69,11 @@ type Reload struct {
 // Options wires the admin API to the gateway. Runtime is required; every other field is
 // optional and its endpoint degrades clearly without it.
 type Options struct {
-	// Token, when set, is required as a bearer token on every endpoint but health and static files.
-	Token string
+	// Token returns the bearer token required now on every endpoint but health and static
+	// files; "" (or a nil Token) means none. It is called on every request so that a reload
+	// rotating admin.token takes effect at once: a token fixed at start would keep a revoked
+	// one valid until restart.
+	Token func() string
 	// Runtime returns the Runtime serving now.
 	Runtime func() *runtime.Runtime
 	// Draining reports whether the gateway is shutting down (readiness fails).
@@ -100,7 +106,6 @@ type Handler struct {
 	routes  map[string]map[string]http.HandlerFunc
 	static  http.Handler
 	index   []byte
-	token   [32]byte
 	started time.Time
 }
 
@@ -118,6 +123,9 @@ func New(o Options) (*Handler, error) {
 	if o.Reloads == nil {
 		o.Reloads = func() []Reload { return nil }
 	}
+	if o.Token == nil {
+		o.Token = func() string { return "" }
+	}
 	sub, err := fs.Sub(staticFiles, "static")
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
@@ -127,9 +135,6 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	h := &Handler{o: o, static: http.StripPrefix("/ui/", http.FileServerFS(sub)), index: index, started: time.Now()}
-	if o.Token != "" {
-		h.token = sha256.Sum256([]byte(o.Token))
-	}
 	h.routes = map[string]map[string]http.HandlerFunc{
 		"/metrics":                {"GET": h.metrics},
 		"/api/v1/config":          {"GET": h.getConfig},
@@ -181,13 +186,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no admin endpoint "+path+" (GET /api/v1/ lists them)")
 		return
 	}
-	if !h.authorized(r) {
+	// One read serves both checks, so a reload landing between them cannot pair the bearer
+	// check of one token with the no-token rule of another.
+	token := h.o.Token()
+	if !authorized(r, token) {
 		hd.Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "a valid admin token is required: Authorization: Bearer <token>")
 		return
 	}
-	if h.o.Token == "" && !loopbackHost(r.Host) {
-		writeError(w, http.StatusForbidden, CodeForbidden, "without an admin token the admin API answers only requests to a loopback host (localhost, 127.0.0.1, [::1])")
+	if token == "" && (!loopbackHost(r.Host) || !loopbackConn(r)) {
+		writeError(w, http.StatusForbidden, CodeForbidden, "without an admin token the admin API answers only requests to a loopback host (localhost, 127.0.0.1, [::1]) on a loopback connection")
 		return
 	}
 	fn, ok := methods[r.Method]
@@ -211,8 +219,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn(w, r)
 }
 
-func (h *Handler) authorized(r *http.Request) bool {
-	if h.o.Token == "" {
+// authorized reports whether r carries token as its bearer token (always, when token is "").
+func authorized(r *http.Request, token string) bool {
+	if token == "" {
 		return true
 	}
 	auth := r.Header.Get("Authorization")
@@ -221,8 +230,28 @@ func (h *Handler) authorized(r *http.Request) bool {
 		return false
 	}
 	// Comparing fixed-size digests keeps the comparison constant-time whatever the lengths.
+	// Hashing the token per request (rather than once at start) is what lets it change.
+	want := sha256.Sum256([]byte(token))
 	got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
-	return subtle.ConstantTimeCompare(got[:], h.token[:]) == 1
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// loopbackConn reports whether r arrived on a connection to a loopback address. The Host
+// check alone only keeps browsers out (anyone else can send Host: localhost); this one keeps
+// the network out when a reload removed the token of a listener still bound to a
+// non-loopback address until restart. A request served without a net/http connection (no
+// local address) is refused: it cannot show it is local.
+func loopbackConn(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || a == nil {
+		return false
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // loopbackHost reports whether a Host header names the local machine.
@@ -535,7 +564,12 @@ func configErrors(es config.Errors, env map[string]string) []configError {
 	scrub := func(s string) string {
 		for name, v := range env {
 			if len(v) >= 3 {
-				s = strings.ReplaceAll(s, v, "${"+name+"}")
+				// Messages may quote a value escaped (%q) or case-folded (a log level is
+				// lowercased before it is checked): every such form is replaced.
+				s = replaceFold(s, v, "${"+name+"}")
+				if q := strconv.Quote(v); q[1:len(q)-1] != v {
+					s = replaceFold(s, q[1:len(q)-1], "${"+name+"}")
+				}
 			}
 		}
 		return s
@@ -545,6 +579,37 @@ func configErrors(es config.Errors, env map[string]string) []configError {
 		out[i] = configError{File: e.File, Line: e.Line, Column: e.Col, Path: e.Path, Message: scrub(e.Msg), Text: scrub(e.Error())}
 	}
 	return out
+}
+
+// replaceFold replaces every occurrence of old in s, compared without ASCII case, with repl.
+func replaceFold(s, old, repl string) string {
+	ls, lo := asciiLower(s), asciiLower(old)
+	var b strings.Builder
+	for {
+		i := strings.Index(ls, lo)
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteString(repl)
+		s, ls = s[i+len(old):], ls[i+len(old):]
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// asciiLower lowercases ASCII letters only, so that byte offsets stay those of s.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func (h *Handler) getLogLevel(w http.ResponseWriter, r *http.Request) {

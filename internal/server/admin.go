@@ -18,9 +18,12 @@ import (
 
 // adminListener is the running admin API.
 type adminListener struct {
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	// address is admin.address as it was when the listener was bound: a reload does not
+	// rebind it (see adminReloadNotesLocked).
+	address string
+	ln      net.Listener
+	srv     *http.Server
+	done    chan struct{}
 }
 
 // initObservability sets up what the Runtime and the admin API share: the adjustable log
@@ -91,7 +94,8 @@ func (s *Server) AdminHandler() (*admin.Handler, error) {
 		reload = s.ReloadFile
 	}
 	return admin.New(admin.Options{
-		Token:    s.current.Load().Config.Admin.Token,
+		// Read per request, so a reload that rotates or removes admin.token applies at once.
+		Token:    func() string { return s.current.Load().Config.Admin.Token },
 		Runtime:  s.Runtime,
 		Draining: s.Draining,
 		Reloads: func() []admin.Reload {
@@ -140,7 +144,7 @@ func (s *Server) startAdminLocked(cfg *config.Config) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
-	al := &adminListener{ln: ln, srv: srv, done: make(chan struct{})}
+	al := &adminListener{address: a.Address, ln: ln, srv: srv, done: make(chan struct{})}
 	go func() {
 		defer close(al.done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -150,6 +154,37 @@ func (s *Server) startAdminLocked(cfg *config.Config) error {
 	s.admin = al
 	s.logger.Info("admin listening", "address", ln.Addr().String(), "token", a.Token != "")
 	return nil
+}
+
+// adminReloadNotesLocked returns warnings about the admin settings of newCfg, a config being
+// applied by a reload, that do not take effect until restart: the admin listener is bound once,
+// at Start, so a changed, added or removed admin.address only shows in /api/v1/config. It
+// compares with the running listener rather than the previous config, so the warning repeats
+// on every reload until a restart applies it. admin.token needs no note (it applies at once),
+// except when it is removed while the listener still binds a non-loopback address: the admin
+// API then answers only loopback connections. The caller holds s.mu.
+func (s *Server) adminReloadNotesLocked(newCfg *config.Config) []string {
+	if len(s.listeners) == 0 && s.admin == nil {
+		return nil // not started: Start binds what the current config says
+	}
+	want, al := newCfg.Admin.Address, s.admin
+	if al == nil {
+		if want != "" {
+			return []string{fmt.Sprintf("admin.address %q added: the admin listener starts at restart", want)}
+		}
+		return nil
+	}
+	var notes []string
+	switch {
+	case want == "":
+		notes = append(notes, fmt.Sprintf("admin.address removed: applies at restart; the admin API keeps serving on %s", al.ln.Addr()))
+	case want != al.address:
+		notes = append(notes, fmt.Sprintf("admin.address changed from %q to %q: applies at restart; the admin API keeps serving on %s", al.address, want, al.ln.Addr()))
+	}
+	if newCfg.Admin.Token == "" && !config.IsLoopbackAddress(al.address) {
+		notes = append(notes, fmt.Sprintf("admin.token is not set but the admin listener still binds %s (not loopback) until restart: it answers only loopback connections meanwhile", al.ln.Addr()))
+	}
+	return notes
 }
 
 // AdminAddr returns the bound admin address ("" without an admin listener).

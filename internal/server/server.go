@@ -523,6 +523,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.switchListenersLocked(change, old.Config, cfg)
 	old.Retire()
 	s.applyLogLevel(old.Config, cfg)
+	for _, n := range s.adminReloadNotesLocked(cfg) {
+		s.logger.Warn(n)
+	}
 	s.recordReloadLocked(nil)
 	s.logger.Info("config reloaded", "routes", len(cfg.Routes), "services", len(cfg.Services))
 	return nil
