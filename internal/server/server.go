@@ -32,7 +32,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/tlsconf"
 	"github.com/gatehouse/gatehouse/internal/upstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"golang.org/x/sys/unix"
 )
 
 // Options configures a Server.
@@ -91,6 +90,7 @@ type listener struct {
 	name    string
 	cfg     config.Listener
 	ln      net.Listener
+	sock    *socket // the bound socket ln accepts from, handed on to a changed listener
 	srv     httpServer
 	done    chan struct{}
 	closers []io.Closer // TLS certificate watchers
@@ -209,7 +209,7 @@ func (s *Server) Start() error {
 	defer s.mu.Unlock()
 	cfg := s.current.Load().Config
 	for _, lc := range cfg.Listeners {
-		l, err := s.bindLocked(lc, cfg)
+		l, err := s.bindLocked(lc, cfg, nil)
 		if err != nil {
 			s.closeListenersLocked()
 			return err
@@ -223,13 +223,13 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// bindLocked binds lc's address and builds the server for it without serving yet, so a reload
-// can bind every listener it needs before it commits to any. SO_REUSEPORT lets a reload bind a
-// changed listener's address before the old socket closes, so no connection is refused.
-func (s *Server) bindLocked(lc config.Listener, cfg *config.Config) (*listener, error) {
+// bindLocked binds lc's address (or, given the socket of a listener it replaces at the same
+// address, takes that over) and builds the server for it without serving yet, so a reload can
+// bind every listener it needs before it commits to any.
+func (s *Server) bindLocked(lc config.Listener, cfg *config.Config, sock *socket) (*listener, error) {
 	l := &listener{name: lc.Name, cfg: lc, done: make(chan struct{})}
 	// Certificates load before the socket is bound: a listener that cannot start then never
-	// holds its address, not even briefly in the SO_REUSEPORT group of a listener still serving.
+	// holds its address, not even briefly.
 	var mgr *tlsconf.Manager
 	if lc.TLS != nil {
 		m, err := tlsconf.New(*lc.TLS, s.logger)
@@ -239,12 +239,15 @@ func (s *Server) bindLocked(lc config.Listener, cfg *config.Config) (*listener, 
 		mgr = m
 		l.closers = append(l.closers, mgr)
 	}
-	lcfg := net.ListenConfig{Control: reusePort}
-	ln, err := lcfg.Listen(context.Background(), "tcp", lc.Address)
-	if err != nil {
-		l.closeResources()
-		return nil, bindError(lc, err)
+	if sock == nil {
+		var err error
+		if sock, err = listenSocket(lc.Address); err != nil {
+			l.closeResources()
+			return nil, bindError(lc, err)
+		}
 	}
+	l.sock = sock
+	var ln net.Listener = sock.view()
 	// Connection caps first, so a refused connection costs nothing more.
 	ln = edge.LimitListener(ln, lc.MaxConns, lc.MaxConnsPerIP, s.logger)
 	sc := cfg.Server
@@ -290,7 +293,7 @@ func (s *Server) bindLocked(lc config.Listener, cfg *config.Config) (*listener, 
 			protocols.SetUnencryptedHTTP2(true)
 		}
 		hs.Protocols = &protocols
-		srv = hs
+		srv = newStdServer(hs)
 	}
 	l.ln, l.srv = ln, srv
 	return l, nil
@@ -311,7 +314,8 @@ func (s *Server) serveLocked(l *listener) {
 	s.listeners = append(s.listeners, l)
 	go func() {
 		defer close(l.done)
-		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// net.ErrClosed: a net/http server's Shutdown closes its listener before it shuts down.
+		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.logger.Error("listener stopped", "listener", l.name, "error", err.Error())
 		}
 	}()
@@ -440,18 +444,6 @@ func writeHTTPSRedirect(w http.ResponseWriter, r *http.Request, port int) {
 	http.Redirect(w, r, "https://"+host+uri, http.StatusPermanentRedirect)
 }
 
-// reusePort sets SO_REUSEPORT so a changed listener can be rebound before its old socket closes.
-func reusePort(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
 func (s *Server) closeListenersLocked() {
 	for _, l := range s.listeners {
 		_ = l.srv.Close()
@@ -549,10 +541,10 @@ func (s *Server) bindListenersLocked(newCfg *config.Config) (listenerChange, err
 	for _, lc := range newCfg.Listeners {
 		want[lc.Address] = lc
 	}
-	held := map[string]bool{} // addresses bound by the serving listeners
+	held := map[string]*socket{} // sockets of the serving listeners, by address
 	kept := map[string]bool{}
 	for _, l := range s.listeners {
-		held[l.cfg.Address] = true
+		held[l.cfg.Address] = l.sock
 		if lc, ok := want[l.cfg.Address]; ok && reflect.DeepEqual(lc, l.cfg) {
 			change.keep = append(change.keep, l)
 			kept[l.cfg.Address] = true
@@ -560,15 +552,15 @@ func (s *Server) bindListenersLocked(newCfg *config.Config) (listenerChange, err
 		}
 		change.drop = append(change.drop, l)
 	}
-	// New addresses first: they are the ones another process may hold. A changed listener's
-	// address joins the serving socket's SO_REUSEPORT group, and connections the kernel queues
-	// on it would be reset if a later bind failed, so those bind last.
+	// A changed listener at an address already served takes over its socket: nothing is
+	// rebound, so no queued connection is reset. New addresses are bound.
 	for _, rebind := range []bool{false, true} {
 		for _, lc := range newCfg.Listeners {
-			if kept[lc.Address] || held[lc.Address] != rebind {
+			sock := held[lc.Address]
+			if kept[lc.Address] || (sock != nil) != rebind {
 				continue
 			}
-			l, err := s.bindLocked(lc, newCfg)
+			l, err := s.bindLocked(lc, newCfg, sock)
 			if err != nil {
 				for _, b := range change.start {
 					b.discard()

@@ -63,6 +63,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
+	closed    bool // Close ran: a connection accepted from now on is closed at once
 	closing   atomic.Bool
 	wg        sync.WaitGroup // connections
 	watching  bool           // the watch loop runs (under mu)
@@ -89,7 +90,14 @@ const (
 	stateIdle
 	stateClosed
 	stateHijacked
+	stateNew // waiting for its first request
 )
+
+// NewConnGrace is how long Shutdown lets a connection that has not sent its first request yet
+// send it: the client's bytes are likely on their way (it was accepted just before the listener
+// closed), and closing a socket with unread data resets it, losing the request. net/http waits
+// 5 s; a request that has not arrived 2 s after the accept is not coming.
+const NewConnGrace = 2 * time.Second
 
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -135,6 +143,9 @@ func (s *Server) shuttingDown() bool { return s.closing.Load() }
 // returns http.ErrServerClosed after Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
 	if !s.track(&ln, true) {
+		// Shut down before serving began: the listener is closed here, as net/http does,
+		// since Shutdown could not close what it did not know.
+		_ = ln.Close()
 		return http.ErrServerClosed
 	}
 	s.startWatchLoop()
@@ -287,6 +298,7 @@ func (s *Server) Close() error {
 	s.stopWatchLoop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for c := range s.conns {
 		_ = c.rwc.Close()
 		// Requests still running are over: their handlers learn it from the context.
@@ -313,7 +325,8 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	open := 0
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+			c.state.Load() == stateNew && time.Since(c.accepted) >= NewConnGrace && c.state.CompareAndSwap(stateNew, stateClosed) {
 			_ = c.rwc.Close()
 		}
 		if c.state.Load() != stateHijacked {
@@ -325,16 +338,17 @@ func (s *Server) closeIdle() int {
 
 // conn is one client connection. Everything but the fields under mu belongs to its goroutine.
 type conn struct {
-	srv    *Server
-	rwc    net.Conn
-	sio    sockio.Conn // rwc's reads and writes (raw system calls on a socket)
-	remote string
-	ctx    context.Context
-	state  atomic.Int32
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	head   []byte
-	tmpl   http.Request
+	srv      *Server
+	rwc      net.Conn
+	sio      sockio.Conn // rwc's reads and writes (raw system calls on a socket)
+	remote   string
+	accepted time.Time // when the connection was accepted (the grace of Shutdown for its first request)
+	ctx      context.Context
+	state    atomic.Int32
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	head     []byte
+	tmpl     http.Request
 
 	wmu      sync.Mutex // guards writes of "100 Continue" against the response head
 	hijacked bool
@@ -375,16 +389,19 @@ type conn struct {
 }
 
 func (s *Server) newConn(base context.Context, rwc net.Conn) *conn {
-	c := &conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rwc, remote: rwc.RemoteAddr().String(), accepted: time.Now()}
+	c.state.Store(stateNew)
 	c.cond.L = &c.mu
 	ctx := context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr())
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, rwc)
 	}
 	c.ctx = ctx
+	// A connection accepted while Shutdown begins is still served (its first request, with
+	// Connection: close): closing it unread would reset a request the client already sent.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shuttingDown() {
+	if s.closed {
 		return nil
 	}
 	if s.conns == nil {
@@ -439,8 +456,12 @@ func (c *conn) awaitRequest(first bool) bool {
 		return !c.srv.shuttingDown()
 	}
 	s := c.srv
-	c.state.Store(stateIdle)
-	if s.shuttingDown() {
+	state := int32(stateIdle)
+	if first {
+		state = stateNew
+	}
+	c.state.Store(state)
+	if s.shuttingDown() && !first {
 		return false
 	}
 	// A new connection gets the head timeout for its first request (ReadTimeout when
@@ -466,7 +487,7 @@ func (c *conn) awaitRequest(first bool) bool {
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
-	return c.state.CompareAndSwap(stateIdle, stateActive)
+	return c.state.CompareAndSwap(state, stateActive)
 }
 
 // serveRequest reads one request, runs the handler and completes the response. It reports

@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/server/h1"
+)
+
+// socket is one bound TCP socket that successive generations of a listener accept from. A
+// reload that changes a listener's settings but not its address hands the socket over to the
+// new generation instead of binding a second one: closing a socket resets the connections the
+// kernel queued on it, and two sockets sharing a port (SO_REUSEPORT) would also let another
+// process bind it unnoticed. One goroutine accepts; each generation takes connections from it
+// through a view, so the old generation can stop without closing the socket.
+type socket struct {
+	raw     net.Listener
+	conns   chan accepted
+	dead    chan struct{} // closed when Accept failed for good or the socket closed; err says why
+	err     error
+	closing chan struct{} // closed when the last view closed
+
+	mu   sync.Mutex
+	refs int // open views
+}
+
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+// listenSocket binds address and starts accepting.
+func listenSocket(address string) (*socket, error) {
+	var lc net.ListenConfig
+	raw, err := lc.Listen(context.Background(), "tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{raw: raw, conns: make(chan accepted), dead: make(chan struct{}), closing: make(chan struct{})}
+	go s.acceptLoop()
+	return s, nil
+}
+
+// acceptLoop hands each accepted connection (or temporary error, which the servers back off
+// on) to whichever view takes it; until one does, connections wait in the kernel's queue.
+func (s *socket) acceptLoop() {
+	for {
+		c, err := s.raw.Accept()
+		if err != nil && !h1.TemporaryAcceptError(err) {
+			s.err = err
+			if errors.Is(err, net.ErrClosed) {
+				s.err = net.ErrClosed
+			}
+			close(s.dead)
+			return
+		}
+		select {
+		case s.conns <- accepted{c, err}:
+		case <-s.closing:
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}
+}
+
+// view returns a new generation's listener on the socket; the socket closes when its last view
+// does.
+func (s *socket) view() *socketView {
+	s.mu.Lock()
+	s.refs++
+	s.mu.Unlock()
+	return &socketView{s: s, done: make(chan struct{})}
+}
+
+func (s *socket) release() {
+	s.mu.Lock()
+	s.refs--
+	last := s.refs == 0
+	s.mu.Unlock()
+	if last {
+		close(s.closing)
+		_ = s.raw.Close() // ends acceptLoop
+	}
+}
+
+// socketView is one generation's net.Listener on a socket.
+type socketView struct {
+	s    *socket
+	done chan struct{}
+	once sync.Once
+}
+
+func (v *socketView) Accept() (net.Conn, error) {
+	select {
+	case <-v.done:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case a := <-v.s.conns:
+		select {
+		case <-v.done:
+			// Closed while it took one: the connection goes to the next generation (or is
+			// closed with the socket), not to a server that is stopping.
+			if a.c != nil {
+				go v.s.giveBack(a)
+			}
+			return nil, net.ErrClosed
+		default:
+		}
+		return a.c, a.err
+	case <-v.done:
+		return nil, net.ErrClosed
+	case <-v.s.dead:
+		return nil, v.s.err
+	}
+}
+
+func (s *socket) giveBack(a accepted) {
+	select {
+	case s.conns <- a:
+	case <-s.closing:
+		_ = a.c.Close()
+	}
+}
+
+// Close stops this view; the socket stays open for the other views.
+func (v *socketView) Close() error {
+	v.once.Do(func() {
+		close(v.done)
+		v.s.release()
+	})
+	return nil
+}
+
+func (v *socketView) Addr() net.Addr { return v.s.raw.Addr() }
+
+// stdServer is net/http's server (TLS and h2c listeners) with a Shutdown that first stops
+// accepting and lets the connections it already accepted send their first request: net/http
+// drops a request it reads after Shutdown began, which would lose the requests of clients that
+// connected just before a reload replaced the listener.
+type stdServer struct {
+	*http.Server
+	ln     atomic.Pointer[net.Listener]
+	served chan struct{} // closed when Serve returned
+	fresh  sync.Map      // connections that have not begun a request yet
+}
+
+func newStdServer(hs *http.Server) *stdServer {
+	s := &stdServer{Server: hs, served: make(chan struct{})}
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.fresh.Store(c, struct{}{})
+		} else {
+			s.fresh.Delete(c)
+		}
+	}
+	return s
+}
+
+func (s *stdServer) Serve(ln net.Listener) error {
+	s.ln.Store(&ln)
+	defer close(s.served)
+	return s.Server.Serve(ln)
+}
+
+func (s *stdServer) Shutdown(ctx context.Context) error {
+	deadline := time.Now().Add(h1.NewConnGrace)
+	if ln := s.ln.Load(); ln != nil {
+		_ = (*ln).Close()
+		// Once Serve has returned, every connection it accepted has been counted as fresh.
+		select {
+		case <-s.served:
+		case <-ctx.Done():
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	for s.waiting() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.Server.Shutdown(ctx)
+}
+
+// waiting reports whether an accepted connection has not begun its first request yet.
+func (s *stdServer) waiting() bool {
+	found := false
+	s.fresh.Range(func(_, _ any) bool { found = true; return false })
+	return found
+}
