@@ -27,11 +27,12 @@ type CircuitBreaker struct {
 	// FailureThreshold opens the breaker after this many consecutive failed attempts; 0 turns this
 	// rule off. Default: 5, or 0 when failure_percent is set.
 	FailureThreshold int `yaml:"failure_threshold"`
-	// FailurePercent opens the breaker when at least this percentage (1-100) of the attempts in the
-	// rolling window failed, once the window holds min_requests attempts. Default: 0 (rule off).
+	// FailurePercent opens the breaker when at least this percentage (1-100) of the attempts that
+	// finished in the rolling window failed, once it holds min_requests of them (attempts still in
+	// flight count neither way). Default: 0 (rule off).
 	FailurePercent int `yaml:"failure_percent"`
-	// MinRequests is how many attempts the window must hold before failure_percent applies.
-	// Default: 20.
+	// MinRequests is how many finished attempts the window must hold before failure_percent
+	// applies. Default: 20.
 	MinRequests int `yaml:"min_requests"`
 	// Window is the rolling window failure_percent is measured over. Default: 10s.
 	Window Duration `yaml:"window"`
@@ -42,7 +43,8 @@ type CircuitBreaker struct {
 	// succeed it closes, and any failure opens it again. Default: 1.
 	HalfOpenRequests int `yaml:"half_open_requests"`
 	// FailureOn lists what makes an attempt a failure: connect_error (the target refused or could
-	// not be reached), timeout, reset (the connection broke before the response headers), 5xx (any
+	// not be reached, connect and TLS handshake timeouts included), timeout (the route's or the
+	// attempt's own, not a gRPC client's grpc-timeout), reset (the connection broke before the response headers), 5xx (any
 	// 5xx status) and gateway_error (502, 503 or 504). Default: [connect_error, timeout, reset, 5xx].
 	FailureOn []string `yaml:"failure_on"`
 	// FailureStatuses are further response statuses that count as failures, e.g. [429].
@@ -65,7 +67,8 @@ type Fallback struct {
 	// ContentType of the static response. Default: application/json.
 	ContentType string `yaml:"content_type"`
 	// Service, instead of a static response, proxies the request to this other service (with its
-	// own breaker, retries and health). It must not itself have a fallback service.
+	// own breaker, retries, health, transport, TLS, pool and timeouts). It must not itself have a
+	// fallback service.
 	Service string `yaml:"service"`
 }
 
@@ -105,6 +108,8 @@ type ActiveHealthCheck struct {
 // PassiveHealthCheck (outlier ejection) watches real traffic: a target whose attempts fail
 // consecutive_failures times in a row is ejected for ejection_time, doubled at each further
 // ejection up to max_ejection_time. A target that then works for max_ejection_time starts over.
+// The service's last healthy target is never ejected (unless all_unhealthy is try_anyway): a
+// burst of failures must not turn into an outage for ejection_time.
 type PassiveHealthCheck struct {
 	// ConsecutiveFailures ejects a target after this many failed attempts in a row. Default: 5.
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
@@ -135,8 +140,9 @@ type Retries struct {
 	RetryOn []string `yaml:"retry_on"`
 	// RetryStatuses are further response statuses that are retried, e.g. [429].
 	RetryStatuses []int `yaml:"retry_statuses"`
-	// PerTryTimeout bounds each attempt (inside the route's request timeout); "0s" leaves only the
-	// request timeout. Default: 0s.
+	// PerTryTimeout bounds each attempt until its response headers arrive (inside the route's
+	// request timeout); the body is then bounded by the request timeout only, so a stream is not
+	// cut. "0s" leaves only the request timeout. Default: 0s.
 	PerTryTimeout Duration `yaml:"per_try_timeout"`
 	// Backoff is the base wait before the first retry; it doubles for each further retry, and a
 	// random jitter of up to half of it is subtracted. Default: 25ms.

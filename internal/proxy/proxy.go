@@ -116,9 +116,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// has no deadline.)
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
+	clients := false // the deadline is the gRPC client's own
 	if d, ok := grpcwire.ParseTimeout(first(r.Header["Grpc-Timeout"])); ok && d < maxGRPCTimeout && grpcwire.IsGRPCRequest(r) {
 		if dl := time.Now().Add(d + grpcDeadlineGrace); deadline.IsZero() || dl.Before(deadline) {
-			deadline = dl
+			deadline, clients = dl, true
 		}
 	}
 	// The exchange's state, its Scope included, is one allocation.
@@ -129,6 +130,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		own.InitDeadline(ctx, deadline)
 		defer own.Cancel()
 		ctx = own
+		if clients {
+			// A call cut at its client's deadline is the client's budget running out, however
+			// short it was, not a timeout of the target: no breaker or passive health failure
+			// (a route's request timeout, set by the gateway, is one).
+			ob.clientDeadline = deadline
+			upstream.MarkClientDeadline(own, &ob.clientDeadline)
+		}
 	}
 	if h.o.HashKind != "" {
 		// The key is taken from the client's request, before header edits, and travels to the
@@ -166,8 +174,10 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	httpx.WriteError(w, r, status, code, msg)
 }
 
-// send performs one attempt to t. It runs on the request's goroutine, so it may update Info.
-func (h *Handler) send(out *http.Request, t *upstream.Target) (*http.Response, error) {
+// send performs one attempt to t, through tr when it is set (t is then a Target of the
+// circuit breaker's fallback service, reached through that service's own pool), else through
+// the route's transport. It runs on the request's goroutine, so it may update Info.
+func (h *Handler) send(out *http.Request, t *upstream.Target, tr http.RoundTripper) (*http.Response, error) {
 	start := time.Now()
 	info := httpx.InfoFrom(out.Context())
 	if info != nil {
@@ -177,7 +187,10 @@ func (h *Handler) send(out *http.Request, t *upstream.Target) (*http.Response, e
 	}
 	// One client span and one attempt metric per attempt (retries included).
 	telemetry.StartAttempt(out.Context(), out.Header, t.URL.Host, start)
-	resp, err := h.o.Transport.RoundTrip(out)
+	if tr == nil {
+		tr = h.o.Transport
+	}
+	resp, err := tr.RoundTrip(out)
 	d := time.Since(start)
 	status := 0
 	if resp != nil {

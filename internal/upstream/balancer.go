@@ -11,7 +11,7 @@ import (
 
 // Balancer kinds, as written in a Service's `balancer` field.
 const (
-	// RoundRobin rotates through the Targets in order and ignores their weights.
+	// RoundRobin rotates through the healthy Targets in order and ignores their weights.
 	RoundRobin = "round_robin"
 	// WeightedRoundRobin is nginx's smooth weighted round robin: weights 5, 1, 1 give the sequence
 	// a a b a c a a rather than a a a a a b c.
@@ -130,29 +130,52 @@ type roundRobin struct {
 
 var _ Balancer = (*roundRobin)(nil)
 
-// Pick returns the next healthy, not excluded Target in rotation. An unhealthy Target's turn goes
-// to the Target after it.
+// Pick returns the next healthy, not excluded Target in rotation, else the next healthy one
+// in exclude. The rotation runs over the eligible Targets only, so an unhealthy Target's share
+// is spread evenly over the others rather than handed whole to the one after it.
 func (b *roundRobin) Pick(_ string, exclude []*Target) *Target {
-	n := uint64(len(b.targets))
-	start := (b.next.Add(1) - 1) % n
-	var fallback *Target
-	for k := uint64(0); k < n; k++ {
-		i := start + k
-		if i >= n {
-			i -= n
-		}
-		t := b.targets[i]
-		if !t.Healthy() {
-			continue
-		}
-		if !excluded(exclude, t) {
-			return t
-		}
-		if fallback == nil {
-			fallback = t
+	k := b.next.Add(1) - 1
+	if t := b.nth(k, exclude, true); t != nil || len(exclude) == 0 {
+		return t
+	}
+	return b.nth(k, exclude, false)
+}
+
+// nth returns eligible Target number k modulo the number of eligible Targets, in order: the
+// healthy ones, minus exclude when strict. It returns nil when none is eligible. It counts them
+// first (a second pass, skipped when all are eligible, finds the one), which costs O(targets)
+// per pick but no state that would have to follow health changes.
+func (b *roundRobin) nth(k uint64, exclude []*Target, strict bool) *Target {
+	m := 0
+	for _, t := range b.targets {
+		if eligible(t, exclude, strict) {
+			m++
 		}
 	}
-	return fallback
+	switch m {
+	case 0:
+		return nil
+	case len(b.targets):
+		return b.targets[k%uint64(m)]
+	}
+	i := k % uint64(m)
+	var last *Target
+	for _, t := range b.targets {
+		if !eligible(t, exclude, strict) {
+			continue
+		}
+		if i == 0 {
+			return t
+		}
+		i--
+		last = t
+	}
+	return last // health changed between the passes: fewer are eligible now
+}
+
+// eligible reports whether t may be picked: healthy, and not in exclude when strict.
+func eligible(t *Target, exclude []*Target, strict bool) bool {
+	return t.Healthy() && (!strict || !excluded(exclude, t))
 }
 
 // smoothWeighted is the weighted_round_robin Balancer: nginx's smooth weighted round robin

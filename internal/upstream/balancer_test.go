@@ -137,7 +137,7 @@ func TestRoundRobin(t *testing.T) {
 	}{
 		{name: "plain rotation", weights: []int{1, 1, 1}, wantSeq: []int{0, 1, 2, 0, 1, 2, 0}},
 		{name: "weights ignored", weights: []int{5, 1, 1}, wantSeq: []int{0, 1, 2, 0, 1, 2}},
-		{name: "unhealthy turn goes to next", weights: []int{1, 1, 1}, unhealthy: []int{1}, wantSeq: []int{0, 2, 2, 0, 2, 2}},
+		{name: "unhealthy target skipped in the rotation", weights: []int{1, 1, 1}, unhealthy: []int{1}, wantSeq: []int{0, 2, 0, 2, 0, 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,6 +154,20 @@ func TestRoundRobin(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("unhealthy target's share spread over the rest", func(t *testing.T) {
+		t.Parallel()
+		// With one of three targets down, the two healthy ones split the traffic evenly (as
+		// Envoy, HAProxy and nginx do), rather than the one after the down target taking its
+		// turn as well (2/3 of the traffic).
+		ts := newTargets(1, 1, 1)
+		b := mustBalancer(t, RoundRobin, ts)
+		ts[1].SetHealthy(false)
+		counts := countPicks(t, b, ts, 3000, nil)
+		if counts[0] < 1350 || counts[2] < 1350 {
+			t.Fatalf("picks with t1 down: t0=%d t2=%d, want about 1500 each", counts[0], counts[2])
+		}
+	})
 
 	t.Run("even over 3000 picks", func(t *testing.T) {
 		t.Parallel()

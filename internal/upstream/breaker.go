@@ -14,8 +14,9 @@ import (
 type BreakerConfig struct {
 	// FailureThreshold opens the breaker after this many consecutive failures (0: rule off).
 	FailureThreshold int
-	// FailurePercent opens it when this percentage of the attempts in Window failed, once
-	// Window holds MinRequests attempts (0: rule off).
+	// FailurePercent opens it when this percentage of the attempts that finished in Window
+	// failed, once MinRequests attempts finished there (0: rule off). Canceled attempts and
+	// attempts still in flight do not count.
 	FailurePercent int
 	MinRequests    int
 	Window         time.Duration
@@ -95,7 +96,9 @@ func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
 		return true
 	}
 	if b.cfg.FailurePercent > 0 {
-		n := int(c.Requests) - int(c.TotalExclusions)
+		// Finished attempts only: gobreaker counts a request when it is allowed, and attempts
+		// still in flight (no outcome yet) would dilute the ratio and fill min_requests.
+		n := int(c.TotalSuccesses) + int(c.TotalFailures)
 		if n >= max(b.cfg.MinRequests, 1) && int(c.TotalFailures)*100 >= b.cfg.FailurePercent*n {
 			return true
 		}

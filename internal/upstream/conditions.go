@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 )
 
 // Failure is the kind of failure of one attempt, as named in the config's failure_on and
@@ -18,17 +21,19 @@ type Failure uint8
 const (
 	// NoFailure: the attempt got a response whose status is not listed as a failure.
 	NoFailure Failure = iota
-	// ConnectError: the target could not be reached (refused, unreachable, DNS, TLS handshake).
+	// ConnectError: the target could not be reached (refused, unreachable, DNS, TLS handshake,
+	// connect timeout). Nothing was sent.
 	ConnectError
-	// Timeout: the attempt ran out of time (connect, response header or per-try timeout).
+	// Timeout: the attempt ran out of time: the response header, per-try or request timeout
+	// (one the gateway set; a connect timeout is a ConnectError).
 	Timeout
 	// Reset: the connection broke after it was established, before the response headers.
 	Reset
 	// StatusFailure: the response status is one the Conditions list.
 	StatusFailure
-	// Canceled: the caller went away, its own deadline passed or its request body could not be
-	// read (a ClientBodyError). It is neither a success nor a failure of the target, and is
-	// never retried.
+	// Canceled: the caller went away, a deadline the client set itself passed (see
+	// MarkClientDeadline) or its request body could not be read (a ClientBodyError). It is
+	// neither a success nor a failure of the target, and is never retried.
 	Canceled
 )
 
@@ -116,34 +121,80 @@ func (c *Conditions) Match(f Failure, status int) bool {
 }
 
 // Classify returns the failure kind of an attempt's transport error (nil: NoFailure). parent is
-// the caller's context: when it is done, the error is the caller's doing (Canceled), whatever the
-// transport reports.
+// the caller's context. When it is done, the error is the caller's doing (Canceled), whatever the
+// transport reports, unless a deadline the gateway set ran out (a route's request timeout): the
+// target did not answer in time, a Timeout.
 func Classify(parent context.Context, err error) Failure {
 	if err == nil {
 		return NoFailure
 	}
-	if parent != nil && parent.Err() != nil {
+	var cbe *ClientBodyError
+	if errors.As(err, &cbe) {
+		return Canceled // even past a deadline: the client was too slow to send
+	}
+	if parent != nil {
+		if perr := parent.Err(); perr != nil {
+			if errors.Is(perr, context.DeadlineExceeded) && !clientsDeadline(parent) {
+				return Timeout
+			}
+			return Canceled
+		}
+	}
+	if errors.Is(err, context.Canceled) {
 		return Canceled
 	}
-	var cbe *ClientBodyError
-	if errors.As(err, &cbe) || errors.Is(err, context.Canceled) {
-		return Canceled
+	// Before the timeouts: a dial or TLS handshake that timed out reached nothing, and
+	// retry_on [connect_error], safe for any method, must retry it.
+	if isConnectError(err) {
+		return ConnectError
 	}
 	if IsTimeout(err) {
 		return Timeout
 	}
+	return Reset
+}
+
+// isConnectError reports whether err is a failure to establish the connection: dialing
+// (refused, unreachable, connect timeout), resolving the name, or the TLS handshake.
+func isConnectError(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return ConnectError
+		return true
 	}
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
-		return ConnectError
+		return true
 	}
-	if strings.Contains(err.Error(), "tls: ") {
-		return ConnectError
+	// Neither crypto/tls's errors nor net/http's handshake timeout are typed.
+	msg := err.Error()
+	return strings.Contains(msg, "tls: ") || strings.Contains(msg, "TLS handshake timeout")
+}
+
+// clientDeadlineKey is the context key of the deadline a client set itself, a *time.Time: see
+// MarkClientDeadline.
+type clientDeadlineKey struct{}
+
+// MarkClientDeadline records in sc, the Scope of a request whose deadline is *at, that this
+// deadline is the client's own (a gRPC client's grpc-timeout, which the proxy applies so that
+// the call is given up when the client has) rather than one the gateway set. An attempt cut by
+// it is Canceled: a client's budget, however short, says nothing about the target, which must not
+// be ejected or have its breaker opened for it. at is a pointer into the request's state, so
+// that recording it costs no allocation; it must not change afterwards. MarkClientDeadline
+// reports false, recording nothing, when sc has no room for the value (the deadline then counts
+// as the gateway's).
+func MarkClientDeadline(sc *reqctx.Scope, at *time.Time) bool {
+	return sc.Set(clientDeadlineKey{}, at)
+}
+
+// clientsDeadline reports whether ctx's deadline is the one MarkClientDeadline recorded above
+// it, rather than an earlier one the gateway set beneath (a fallback service's request timeout).
+func clientsDeadline(ctx context.Context) bool {
+	at, _ := ctx.Value(clientDeadlineKey{}).(*time.Time)
+	if at == nil {
+		return false
 	}
-	return Reset
+	dl, ok := ctx.Deadline()
+	return ok && !dl.Before(*at)
 }
 
 // IsTimeout reports whether err is a timeout: a deadline, a net.Error timeout, or net/http's

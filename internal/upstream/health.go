@@ -16,16 +16,30 @@ import (
 // a row leaves the balancer for EjectionTime, doubled at each further ejection up to
 // MaxEjectionTime. A Target that then answers well for MaxEjectionTime after its last ejection
 // starts over at EjectionTime. The state lives on the Target, so it survives reloads with it.
+//
+// Passive health never takes out a service's last Target that gets traffic (see Record): a
+// burst of failures from every Target at once (a dependency they share blipped) would otherwise
+// fail every request for the whole ejection time, after the Targets recovered. Active health
+// checks, which probe a Target that gets no traffic, are not bound by this.
 type PassiveHealth struct {
 	ConsecutiveFailures int
 	FailureOn           Conditions
 	EjectionTime        time.Duration
 	MaxEjectionTime     time.Duration
+
+	// mu serializes ejections, so that two Targets reaching their threshold at once cannot
+	// both go, each counting on the other to stay.
+	mu sync.Mutex
 }
 
 // Record feeds one attempt's outcome on t into outlier detection. It reports whether t was
 // ejected by it.
-func (p *PassiveHealth) Record(t *Target, f Failure, status int) bool {
+//
+// peers, when not nil, are the Targets of t's Service: t is then not ejected while it is the
+// only healthy one among them (Envoy's max_ejection_percent and panic threshold likewise keep
+// traffic flowing); its failure streak starts over. nil means t may go whatever is left, for a
+// Service that sends to unhealthy Targets anyway when none is healthy.
+func (p *PassiveHealth) Record(t *Target, peers []*Target, f Failure, status int) bool {
 	if f == Canceled {
 		return false
 	}
@@ -43,6 +57,11 @@ func (p *PassiveHealth) Record(t *Target, f Failure, status int) bool {
 		return false
 	}
 	t.consecutiveFailures.Store(0)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t.Ejected() || (peers != nil && !othersHealthy(peers, t)) {
+		return false
+	}
 	n := t.ejections.Add(1)
 	d := p.EjectionTime
 	for i := int32(1); i < n && d < p.MaxEjectionTime; i++ {
@@ -53,6 +72,16 @@ func (p *PassiveHealth) Record(t *Target, f Failure, status int) bool {
 	t.ejectedUntil.Store(until)
 	t.lastEjectionEnd.Store(until)
 	return true
+}
+
+// othersHealthy reports whether a Target of ts other than t gets traffic.
+func othersHealthy(ts []*Target, t *Target) bool {
+	for _, o := range ts {
+		if o != t && o.Healthy() {
+			return true
+		}
+	}
+	return false
 }
 
 // ActiveHealth configures active health checks; see config.ActiveHealthCheck.

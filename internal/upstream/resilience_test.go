@@ -11,10 +11,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reqctx"
 	"go.uber.org/goleak"
 )
 
@@ -117,13 +119,13 @@ func TestPassiveEjectionGrows(t *testing.T) {
 	on, _ := ParseConditions([]string{"connect_error"}, []int{500})
 	p := &PassiveHealth{ConsecutiveFailures: 2, FailureOn: on, EjectionTime: time.Second, MaxEjectionTime: 3 * time.Second}
 	tg := NewTarget(&url.URL{Scheme: "http", Host: "a"}, 1)
-	if p.Record(tg, ConnectError, 0) || !tg.Healthy() {
+	if p.Record(tg, nil, ConnectError, 0) || !tg.Healthy() {
 		t.Fatal("ejected after one failure")
 	}
-	if p.Record(tg, NoFailure, 200); p.Record(tg, NoFailure, 500) {
+	if p.Record(tg, nil, NoFailure, 200); p.Record(tg, nil, NoFailure, 500) {
 		t.Fatal("a success did not reset the streak")
 	}
-	if !p.Record(tg, ConnectError, 0) || tg.Healthy() || !tg.Ejected() {
+	if !p.Record(tg, nil, ConnectError, 0) || tg.Healthy() || !tg.Ejected() {
 		t.Fatal("not ejected after two consecutive failures")
 	}
 	if left := time.Until(tg.EjectedUntil()); left < 900*time.Millisecond || left > time.Second {
@@ -135,8 +137,8 @@ func TestPassiveEjectionGrows(t *testing.T) {
 		if tg.Ejected() {
 			t.Fatal("still ejected after the time passed")
 		}
-		p.Record(tg, NoFailure, 500)
-		p.Record(tg, NoFailure, 500)
+		p.Record(tg, nil, NoFailure, 500)
+		p.Record(tg, nil, NoFailure, 500)
 		if left := time.Until(tg.EjectedUntil()); left < want-100*time.Millisecond || left > want {
 			t.Fatalf("ejection %d lasts %v, want %v", i+2, left, want)
 		}
@@ -144,7 +146,7 @@ func TestPassiveEjectionGrows(t *testing.T) {
 	// Canceled attempts say nothing about the target.
 	tg2 := NewTarget(&url.URL{Scheme: "http", Host: "b"}, 1)
 	for range 5 {
-		p.Record(tg2, Canceled, 0)
+		p.Record(tg2, nil, Canceled, 0)
 	}
 	if !tg2.Healthy() {
 		t.Fatal("ejected for canceled attempts")
@@ -155,6 +157,17 @@ func TestClassify(t *testing.T) {
 	t.Parallel()
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
+	past := time.Now().Add(-time.Millisecond)
+	// A route's request timeout: a deadline the gateway set.
+	routeDeadline := reqctx.WithDeadline(context.Background(), past)
+	// A gRPC client's grpc-timeout, as the proxy marks it.
+	clientDeadline := reqctx.WithDeadline(context.Background(), past)
+	MarkClientDeadline(clientDeadline, &past)
+	// An earlier deadline the gateway set beneath the client's (a fallback service's timeout).
+	later := time.Now().Add(time.Hour)
+	client := reqctx.WithDeadline(context.Background(), later)
+	MarkClientDeadline(client, &later)
+	underClient := reqctx.WithDeadline(client, past)
 	tests := []struct {
 		name   string
 		parent context.Context
@@ -168,6 +181,15 @@ func TestClassify(t *testing.T) {
 		{"reset", context.Background(), &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, Reset},
 		{"eof", context.Background(), io.ErrUnexpectedEOF, Reset},
 		{"caller gone", canceled, context.DeadlineExceeded, Canceled},
+		{"route timeout", routeDeadline, context.DeadlineExceeded, Timeout},
+		{"route timeout, transport saw a cancel", routeDeadline, fmt.Errorf("h1: %w", context.Canceled), Timeout},
+		{"client's own deadline", clientDeadline, context.DeadlineExceeded, Canceled},
+		{"gateway deadline under the client's", underClient, context.DeadlineExceeded, Timeout},
+		{"client body past the route timeout", routeDeadline, &ClientBodyError{Err: io.ErrUnexpectedEOF}, Canceled},
+		{"dial timeout", context.Background(), &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}, ConnectError},
+		{"dns timeout", context.Background(), &net.DNSError{Err: "i/o timeout", IsTimeout: true}, ConnectError},
+		{"tls handshake timeout", context.Background(), errors.New("net/http: TLS handshake timeout"), ConnectError},
+		{"per-try timeout", context.Background(), errPerTryTimeout, Timeout},
 		{"client body cut short", context.Background(), fmt.Errorf("write: %w", &ClientBodyError{Err: io.ErrUnexpectedEOF}), Canceled},
 		{"client body too slow", context.Background(), &ClientBodyError{Err: os.ErrDeadlineExceeded}, Canceled},
 	}
@@ -277,15 +299,22 @@ func TestRegistryServiceStateSharedAndReleased(t *testing.T) {
 func TestRunFallbackAndNoTarget(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	send := func(req *http.Request, tg *Target) (*http.Response, error) {
+	spareTransport := &http.Transport{}
+	send := func(req *http.Request, tg *Target, tr http.RoundTripper) (*http.Response, error) {
 		calls.Add(1)
+		// The fallback service is reached through its own transport, the primary through the
+		// caller's.
+		if want := map[string]http.RoundTripper{"spare": spareTransport}[tg.URL.Host]; tr != want {
+			t.Errorf("attempt to %s sent through %v, want %v", tg.URL.Host, tr, want)
+		}
 		if tg.URL.Host == "spare" {
 			return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("spare" + req.URL.Path)), Request: req}, nil
 		}
 		return &http.Response{StatusCode: 503, Body: http.NoBody, Request: req}, nil
 	}
 	on, _ := ParseConditions([]string{"5xx"}, nil)
-	spare, _ := NewService(ServiceConfig{Name: "spare", Balancer: RoundRobin, Targets: []*Target{NewTarget(&url.URL{Scheme: "http", Host: "spare", Path: "/v2"}, 1)}})
+	spare, _ := NewService(ServiceConfig{Name: "spare", Balancer: RoundRobin, Targets: []*Target{NewTarget(&url.URL{Scheme: "http", Host: "spare", Path: "/v2"}, 1)},
+		Transport: spareTransport})
 	defer spare.Close()
 	main, _ := NewService(ServiceConfig{
 		Name: "main", Balancer: RoundRobin, Targets: []*Target{NewTarget(&url.URL{Scheme: "http", Host: "main"}, 1)},
@@ -360,3 +389,151 @@ func TestRegistryRetryAttemptsChangeKeepsBudget(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 }
+
+// TestConnectTimeoutIsConnectError: a connect timeout (a blackholed target that drops the SYN)
+// is a failure to connect: nothing was sent, so retry_on [connect_error] (the setting that is
+// safe for POST, Envoy's connect-failure) retries it and failure_on [connect_error] counts it.
+func TestConnectTimeoutIsConnectError(t *testing.T) {
+	t.Parallel()
+	d := net.Dialer{Timeout: time.Nanosecond}
+	_, err := d.Dial("tcp", "127.0.0.1:9")
+	if err == nil {
+		t.Skip("dial succeeded")
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		t.Fatalf("not a dial error: %v", err)
+	}
+	on, _ := ParseConditions([]string{"connect_error"}, nil)
+	if f := Classify(context.Background(), err); !on.Match(f, 0) {
+		t.Fatalf("dial error %q classified %s: not retried by retry_on [connect_error]", err, f)
+	}
+}
+
+// TestFailurePercentCountsFinishedAttempts: failure_percent and min_requests count the attempts
+// that finished in the window; attempts still in flight have no outcome yet and must not dilute
+// the ratio. With 10 slow attempts pending, 4 of 4 finished attempts failing (100%) opens a 50%
+// breaker.
+func TestFailurePercentCountsFinishedAttempts(t *testing.T) {
+	t.Parallel()
+	b := NewBreaker("s", BreakerConfig{FailurePercent: 50, MinRequests: 4, Window: 10 * time.Second,
+		RecoveryTimeout: time.Minute, HalfOpenRequests: 1, FailureOn: Conditions{Any5xx: true}})
+	var pending []func(Failure, int)
+	for range 10 {
+		done, err := b.Allow("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, done)
+	}
+	for range 4 {
+		done, err := b.Allow("s")
+		if err != nil {
+			break
+		}
+		done(StatusFailure, 503)
+	}
+	if st := b.State(); st != BreakerOpen {
+		t.Errorf("4/4 finished attempts failed with 10 in flight: breaker %s, want open", st)
+	}
+	for _, d := range pending {
+		d(NoFailure, 200)
+	}
+}
+
+// TestPassiveHealthKeepsLastHealthyTarget: passive health does not eject a Target when no other
+// Target of its service would get traffic, unless the service tries anyway (nil peers).
+func TestPassiveHealthKeepsLastHealthyTarget(t *testing.T) {
+	t.Parallel()
+	on, _ := ParseConditions([]string{"connect_error"}, nil)
+	p := &PassiveHealth{ConsecutiveFailures: 1, FailureOn: on, EjectionTime: time.Minute, MaxEjectionTime: time.Minute}
+
+	ts := newTargets(1, 1)
+	if !p.Record(ts[0], ts, ConnectError, 0) {
+		t.Fatal("t0 not ejected while t1 takes traffic")
+	}
+	if p.Record(ts[1], ts, ConnectError, 0) || !ts[1].Healthy() {
+		t.Fatal("t1, the last healthy target, ejected")
+	}
+
+	ts = newTargets(1, 1)
+	ts[1].SetHealthy(false) // down by the active check: it takes no traffic either
+	if p.Record(ts[0], ts, ConnectError, 0) || !ts[0].Healthy() {
+		t.Fatal("t0 ejected while t1 is down")
+	}
+
+	if one := newTargets(1); !p.Record(one[0], nil, ConnectError, 0) {
+		t.Fatal("with nil peers (try_anyway) the only target is not ejected")
+	}
+
+	// Targets failing at the same moment: one of them always stays.
+	ts = newTargets(1, 1, 1, 1, 1, 1, 1, 1)
+	var wg sync.WaitGroup
+	for _, tg := range ts {
+		wg.Go(func() { p.Record(tg, ts, ConnectError, 0) })
+	}
+	wg.Wait()
+	healthy := 0
+	for _, tg := range ts {
+		if tg.Healthy() {
+			healthy++
+		}
+	}
+	if healthy != 1 {
+		t.Fatalf("%d of %d targets left after all failed at once, want 1", healthy, len(ts))
+	}
+}
+
+// TestPerTryTimeoutBoundsTheHeadOnly: the per-try timeout cuts an attempt whose response head does
+// not come in time (a Timeout, retried), and no longer applies once the head has come: the body
+// streams for as long as the caller's own deadline allows.
+func TestPerTryTimeoutBoundsTheHeadOnly(t *testing.T) {
+	t.Parallel()
+	const perTry = 50 * time.Millisecond
+	on, _ := ParseConditions([]string{"timeout"}, nil)
+	s, _ := NewService(ServiceConfig{Name: "s", Balancer: RoundRobin, Targets: newTargets(1, 1),
+		Retry: &RetryConfig{Attempts: 2, Methods: []string{http.MethodGet}, RetryOn: on, PerTryTimeout: perTry,
+			BudgetPercent: 100, BudgetMinRetries: 10, BudgetWindow: 10 * time.Second}})
+	defer s.Close()
+	var calls atomic.Int64
+	send := func(req *http.Request, _ *Target, _ http.RoundTripper) (*http.Response, error) {
+		if calls.Add(1) == 1 {
+			<-req.Context().Done() // no head: the per-try timeout must end the wait
+			return nil, req.Context().Err()
+		}
+		ctx := req.Context()
+		body := io.MultiReader(strings.NewReader("first;"), readerFunc(func(p []byte) (int, error) {
+			time.Sleep(3 * perTry) // past the per-try timeout, mid-body
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			return copy(p, "second"), io.EOF
+		}))
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(body), Request: req}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/x", nil)
+	resp, err := s.Run(req, "", send)
+	if err != nil {
+		t.Fatalf("run: %v (after %d attempts)", err, calls.Load())
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "first;second" || calls.Load() != 2 {
+		t.Fatalf("body %q, err %v after %d attempts; want the whole body from the second", body, err, calls.Load())
+	}
+
+	// A single attempt cut by the per-try timeout reports a timeout (a 504 at the proxy).
+	calls.Store(0)
+	one, _ := NewService(ServiceConfig{Name: "one", Balancer: RoundRobin, Targets: newTargets(1),
+		Retry: &RetryConfig{Attempts: 2, Methods: []string{http.MethodPost}, PerTryTimeout: perTry}})
+	defer one.Close()
+	if _, err := one.Run(req, "", send); !IsTimeout(err) || errors.Is(err, context.Canceled) || Classify(ctx, err) != Timeout {
+		t.Fatalf("per-try timeout error %v, want a timeout", err)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

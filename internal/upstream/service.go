@@ -68,7 +68,8 @@ type ServiceConfig struct {
 	// TryAnyway sends a request to some Target when none is healthy, instead of failing it.
 	TryAnyway bool
 	Fallback  *Fallback
-	// Transport and RequestTimeout serve Do; the proxy passes its own per-route transport.
+	// Transport and RequestTimeout serve Do, and the calls of services that fall back to this
+	// one while their breaker is open; the proxy passes its own per-route transport otherwise.
 	Transport      http.RoundTripper
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
@@ -134,8 +135,10 @@ func stateKey(cfg *ServiceConfig) string {
 
 // Service sends requests to one service's Targets with its resilience policy: per attempt it
 // asks the circuit breaker, picks a healthy Target (another one on each retry when there is one),
-// bounds the attempt by the per-try timeout inside the caller's deadline, feeds the outcome to
-// the breaker and to passive health checking, and retries within the budget with backoff.
+// bounds the wait for the response head by the per-try timeout (the body only by the caller's
+// deadline), feeds the outcome to the breaker and to passive health checking, and retries
+// within the budget with backoff. While the breaker is open, a fallback service is called
+// through its own transport.
 //
 // A Service is built per Runtime and is immutable; its state (breakers, health, budget) is
 // shared across reloads through the Registry. It is safe for concurrent use.
@@ -208,7 +211,12 @@ func (s *Service) Targets() []*Target { return s.targets }
 // SendFunc performs one attempt: req is the outgoing request already pointed at t (scheme, host
 // and t's base path), carrying the attempt's context and a fresh body. It usually ends in
 // http.RoundTripper.RoundTrip, plus whatever per-attempt bookkeeping the caller does.
-type SendFunc func(req *http.Request, t *Target) (*http.Response, error)
+//
+// tr is nil when t is a Target of the Service the caller ran, and the caller sends with its own
+// transport. It is set when t belongs to the circuit breaker's fallback service: the attempt
+// must then go through tr, that service's own pool, with its TLS, protocol and timeouts (the
+// caller's transport was built for the other service).
+type SendFunc func(req *http.Request, t *Target, tr http.RoundTripper) (*http.Response, error)
 
 // Do sends req to the service with its whole resilience policy, for callers outside the proxy
 // (the aggregation engine). req.URL holds the path and query to request (scheme and host come
@@ -219,19 +227,28 @@ func (s *Service) Do(ctx context.Context, req *http.Request) (*http.Response, er
 	if s.transport == nil {
 		return nil, errors.New("service: no transport")
 	}
-	var cancel context.CancelFunc
+	var sc *reqctx.Scope
 	if _, ok := ctx.Deadline(); !ok && s.timeout > 0 {
-		sc := reqctx.WithTimeout(ctx, s.timeout)
-		ctx, cancel = sc, sc.Cancel
+		sc = reqctx.WithTimeout(ctx, s.timeout)
+		ctx = sc
 	}
-	resp, err := s.Run(req.WithContext(ctx), "", func(r *http.Request, _ *Target) (*http.Response, error) {
-		return s.transport.RoundTrip(r)
+	resp, err := s.Run(req.WithContext(ctx), "", func(r *http.Request, _ *Target, tr http.RoundTripper) (*http.Response, error) {
+		if tr == nil {
+			tr = s.transport
+		}
+		return tr.RoundTrip(r)
 	})
-	if cancel != nil {
+	return endWithBody(resp, err, sc)
+}
+
+// endWithBody ties sc, a Scope made for one call (nil: none), to the call's outcome: it is
+// canceled at once when the call failed, else when the response body is closed.
+func endWithBody(resp *http.Response, err error, sc *reqctx.Scope) (*http.Response, error) {
+	if sc != nil {
 		if err != nil {
-			cancel()
+			sc.Cancel()
 		} else {
-			resp.Body = wrapBody(resp.Body, nil, cancel, nil)
+			resp.Body = wrapBody(resp.Body, nil, sc, nil)
 		}
 	}
 	return resp, err
@@ -240,15 +257,16 @@ func (s *Service) Do(ctx context.Context, req *http.Request) (*http.Response, er
 // Run sends req (an outgoing request whose URL holds at least the path and query) with the
 // resilience policy, calling send once per attempt. hashKey feeds consistent hashing. The
 // returned response's body must be closed; closing it ends the attempt (its in-flight count and
-// per-try timeout). On error no response is returned.
+// per-try context). On error no response is returned.
 //
 // req's body is read by the attempts; when retries apply and it fits the replay limit it is
 // buffered first so every attempt can send it.
 func (s *Service) Run(req *http.Request, hashKey string, send SendFunc) (*http.Response, error) {
-	return s.run(req, hashKey, send, true)
+	return s.run(req, hashKey, send, nil, true)
 }
 
-func (s *Service) run(req *http.Request, hashKey string, send SendFunc, allowFallback bool) (*http.Response, error) {
+// run is Run; tr is passed on to send (nil, or the transport of a fallback service).
+func (s *Service) run(req *http.Request, hashKey string, send SendFunc, tr http.RoundTripper, allowFallback bool) (*http.Response, error) {
 	ctx := req.Context()
 	maxAttempts := 1
 	if s.retry != nil && slices.Contains(s.retry.Methods, req.Method) && !wire.IsUpgrade(req.Header) {
@@ -265,7 +283,7 @@ func (s *Service) run(req *http.Request, hashKey string, send SendFunc, allowFal
 		}
 		return nil, err
 	}
-	resp, o, err := s.attempt(req, t, done, send, maxAttempts > 1)
+	resp, o, err := s.attempt(req, t, done, send, tr, maxAttempts > 1)
 	var tried []*Target
 	for n := 1; n < maxAttempts; n++ {
 		if o.failure == Canceled || !s.retry.RetryOn.Match(o.failure, o.status) || ctx.Err() != nil {
@@ -292,35 +310,37 @@ func (s *Service) run(req *http.Request, hashKey string, send SendFunc, allowFal
 		}
 		s.logger.Debug("retrying", "service", s.name, "attempt", n+1, "after", o.failure.String(), "status", o.status)
 		t = next
-		resp, o, err = s.attempt(req, t, nextDone, send, true)
+		resp, o, err = s.attempt(req, t, nextDone, send, tr, true)
 	}
 	return resp, err
 }
 
-// attempt sends one attempt to t and records its outcome.
-func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int), send SendFunc, replay bool) (*http.Response, outcome, error) {
+// attempt sends one attempt to t (through send, passing tr on) and records its outcome.
+func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int), send SendFunc, tr http.RoundTripper, replay bool) (*http.Response, outcome, error) {
 	parent := req.Context()
-	ctx, cancel := parent, context.CancelFunc(nil)
+	var (
+		a  *attemptRequest
+		pt *perTry
+	)
+	out := req
 	if s.retry != nil && s.retry.PerTryTimeout > 0 && !wire.IsUpgrade(req.Header) {
-		// A Scope, so that the upstream client still registers with it without allocating.
-		sc := reqctx.WithTimeout(parent, s.retry.PerTryTimeout)
-		ctx, cancel = sc, sc.Cancel
-	}
-	var out *http.Request
-	var u *url.URL
-	var b *body
-	var cb *clientBody
-	if ctx == parent {
+		// The per-try timeout bounds the attempt until its response head arrives, and no
+		// further: a healthy response that streams for longer is the route timeout's to cut
+		// (as Envoy does). So it is not a deadline of the attempt's context, which would bound
+		// the body too, but a timer that cancels the context unless the head came first.
+		pt = new(perTry)
+		pt.sc.Init(parent) // a Scope: the upstream client registers with it without allocating
+		a = &pt.attemptRequest
+		out = req.WithContext(&pt.sc)
+		pt.timer = time.AfterFunc(s.retry.PerTryTimeout, pt.expire)
+	} else {
 		// The request, its URL, the request and response bodies' wrappers in one allocation
 		// (WithContext would copy the request alone).
-		a := &attemptRequest{req: *req, url: *req.URL}
-		out, u, b, cb = &a.req, &a.url, &a.body, &a.reqBody
-	} else {
-		out = req.WithContext(ctx)
-		u = new(url.URL)
-		*u = *req.URL
-		cb = new(clientBody)
+		a = &attemptRequest{req: *req}
+		out = &a.req
 	}
+	a.url = *req.URL
+	u, b, cb := &a.url, &a.body, &a.reqBody
 	u.Scheme, u.Host = t.URL.Scheme, t.URL.Host
 	if base := t.URL.EscapedPath(); base != "" && base != "/" {
 		SetEscapedPath(u, strings.TrimSuffix(base, "/")+u.EscapedPath())
@@ -342,25 +362,49 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 	}
 
 	t.Acquire()
-	resp, err := send(out, t)
+	resp, err := send(out, t, tr)
+	if pt != nil && !pt.answered() {
+		// The timer canceled the attempt first (its body, if the head arrived just then, is
+		// cut with it): a timeout, whatever the transport made of the cancellation.
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		resp, err = nil, errPerTryTimeout
+	}
 	err = cb.blame(err)
 	o := newOutcome(parent, resp, err)
 	if done != nil {
 		done(o.failure, o.status)
 	}
-	if s.passive != nil && s.passive.Record(t, o.failure, o.status) {
-		s.logger.Warn("target ejected", "service", s.name, "target", t.String(), "until", t.EjectedUntil())
+	if s.passive != nil {
+		// A service that tries anyway sends to ejected Targets when no other is left, so
+		// ejecting its last one stops no traffic; any other keeps its last one (see Record).
+		peers := s.targets
+		if s.tryAnyway {
+			peers = nil
+		}
+		if s.passive.Record(t, peers, o.failure, o.status) {
+			s.logger.Warn("target ejected", "service", s.name, "target", t.String(), "until", t.EjectedUntil())
+		}
+	}
+	var sc *reqctx.Scope
+	if pt != nil {
+		sc = &pt.sc
 	}
 	if err != nil {
 		t.Release()
-		if cancel != nil {
-			cancel()
+		if sc != nil {
+			sc.Cancel()
 		}
 		return nil, o, err
 	}
-	resp.Body = wrapBody(resp.Body, t, cancel, b)
+	resp.Body = wrapBody(resp.Body, t, sc, b)
 	return resp, o, nil
 }
+
+// errPerTryTimeout is the error of an attempt cut by the per-try timeout. It wraps
+// context.DeadlineExceeded: the attempt is a Timeout, and the client gets a 504.
+var errPerTryTimeout = fmt.Errorf("per-try timeout: %w", context.DeadlineExceeded)
 
 // attemptRequest is an attempt's copy of the request, pointed at its Target, and the wrappers
 // of its request's and its response's bodies.
@@ -369,6 +413,38 @@ type attemptRequest struct {
 	url     url.URL
 	body    body
 	reqBody clientBody
+}
+
+// perTry is an attempt bounded by the per-try timeout, in one allocation with its wrappers (its
+// request, whose context is sc, is the one allocation WithContext makes).
+type perTry struct {
+	attemptRequest
+	sc    reqctx.Scope
+	timer *time.Timer
+	state atomic.Uint32 // perTryWaiting, then perTryAnswered or perTryExpired
+}
+
+// The states of a perTry: the attempt waits for its response head until either the head comes
+// (answered) or the timer fires (expired), whichever is first.
+const (
+	perTryWaiting uint32 = iota
+	perTryAnswered
+	perTryExpired
+)
+
+// expire runs when the per-try timeout passes: it cancels the attempt unless its response head
+// has come.
+func (p *perTry) expire() {
+	if p.state.CompareAndSwap(perTryWaiting, perTryExpired) {
+		p.sc.Cancel()
+	}
+}
+
+// answered records that the transport returned (a response head or an error) and stops the
+// timer; it reports false when the timer had already fired and canceled the attempt.
+func (p *perTry) answered() bool {
+	p.timer.Stop()
+	return p.state.CompareAndSwap(perTryWaiting, perTryAnswered)
 }
 
 // pick asks the breakers and the balancer for the next attempt's Target, avoiding tried.
@@ -441,8 +517,19 @@ func (s *Service) backoff(n int) time.Duration {
 
 func (s *Service) serveFallback(req *http.Request, hashKey string, send SendFunc) (*http.Response, error) {
 	fb := s.fallback
-	if fb.Service != nil {
-		return fb.Service.run(req, hashKey, send, false)
+	if fs := fb.Service; fs != nil {
+		// The fallback service is called as itself: through its own pool (TLS, protocol,
+		// connect and header timeouts; the caller's transport is the primary's) and within its
+		// own request timeout too, when that ends first.
+		var sc *reqctx.Scope
+		if fs.timeout > 0 && !wire.IsUpgrade(req.Header) {
+			if dl, ok := req.Context().Deadline(); !ok || time.Until(dl) > fs.timeout {
+				sc = reqctx.WithTimeout(req.Context(), fs.timeout)
+				req = req.WithContext(sc)
+			}
+		}
+		resp, err := fs.run(req, hashKey, send, fs.transport, false)
+		return endWithBody(resp, err, sc)
 	}
 	h := http.Header{}
 	if fb.ContentType != "" {
@@ -535,11 +622,11 @@ func SetEscapedPath(u *url.URL, escaped string) {
 }
 
 // body ends an attempt when the response body is closed: the Target's in-flight count drops and
-// the per-try context is released.
+// the attempt's own Scope (per-try or call timeout), if any, is released.
 type body struct {
 	io.ReadCloser
 	t      *Target
-	cancel context.CancelFunc
+	sc     *reqctx.Scope // a pointer rather than sc.Cancel, whose method value would allocate
 	closed atomic.Bool
 }
 
@@ -549,8 +636,8 @@ func (b *body) Close() error {
 		if b.t != nil {
 			b.t.Release()
 		}
-		if b.cancel != nil {
-			b.cancel()
+		if b.sc != nil {
+			b.sc.Cancel()
 		}
 	}
 	return err
@@ -561,16 +648,16 @@ type rwBody struct{ *body }
 
 func (b rwBody) Write(p []byte) (int, error) { return b.ReadCloser.(io.Writer).Write(p) }
 
-// wrapBody wraps rc so that closing it releases t and calls cancel, in b when b is not nil (a
-// zero body allocated with something else), else in a new body.
-func wrapBody(rc io.ReadCloser, t *Target, cancel context.CancelFunc, b *body) io.ReadCloser {
+// wrapBody wraps rc so that closing it releases t and cancels sc (either may be nil), in b when
+// b is not nil (a zero body allocated with something else), else in a new body.
+func wrapBody(rc io.ReadCloser, t *Target, sc *reqctx.Scope, b *body) io.ReadCloser {
 	if rc == nil {
 		rc = http.NoBody
 	}
 	if b == nil {
 		b = new(body)
 	}
-	b.ReadCloser, b.t, b.cancel = rc, t, cancel
+	b.ReadCloser, b.t, b.sc = rc, t, sc
 	if _, ok := rc.(io.Writer); ok {
 		return rwBody{b}
 	}
