@@ -152,10 +152,10 @@ func TestCacheSharedThroughRedis(t *testing.T) {
 	g1 := startGateway(t, yaml, env)
 	g2 := startGateway(t, yaml, env)
 
-	if resp, body := g1.get(t, "/c/shared?b=2&a=1"); resp.Header.Get("X-Cache") != "MISS" || len(body) != 2000 {
+	if resp, body := g1.get(t, "/c/shared?b=2&a=1", "Host", "shop.example"); resp.Header.Get("X-Cache") != "MISS" || len(body) != 2000 {
 		t.Fatalf("gateway 1: %s %d bytes", resp.Header.Get("X-Cache"), len(body))
 	}
-	resp, body := g2.get(t, "/c/shared?a=1&b=2")
+	resp, body := g2.get(t, "/c/shared?a=1&b=2", "Host", "shop.example")
 	if resp.Header.Get("X-Cache") != "HIT" || len(body) != 2000 || hits.Load() != 1 {
 		t.Fatalf("gateway 2 did not get gateway 1's entry: %s %d bytes, %d origin hits", resp.Header.Get("X-Cache"), len(body), hits.Load())
 	}
@@ -168,7 +168,7 @@ func TestCacheSharedThroughRedis(t *testing.T) {
 	if n, err := hub.PurgeKey(context.Background(), "/c/shared?a=1&b=2"); n != 1 || err != nil {
 		t.Fatalf("purge: %d %v", n, err)
 	}
-	if resp, _ := g1.get(t, "/c/shared?a=1&b=2"); resp.Header.Get("X-Cache") != "MISS" {
+	if resp, _ := g1.get(t, "/c/shared?a=1&b=2", "Host", "shop.example"); resp.Header.Get("X-Cache") != "MISS" {
 		t.Fatalf("after purge: %s", resp.Header.Get("X-Cache"))
 	}
 	// Redis down: requests are served uncached, promptly.

@@ -2,18 +2,20 @@
 // stale-while-revalidate and stale-if-error), in front of a route's handler.
 //
 // A GET whose stored response is fresh is answered from the store (HIT), a client's own
-// conditional request with 304. A miss is proxied and its response streamed to the client
-// while a copy is taken, up to the route's max_object_bytes; only then, and only if the
-// response may be stored (status, Cache-Control, Vary, Authorization or an authenticated
-// caller, Set-Cookie), is it stored. Concurrent misses for one key send one request upstream;
-// the others wait for its result (bounded by lock_timeout). A stale entry with a validator
-// is revalidated with a conditional request; a 304 refreshes it. Unsafe methods invalidate
-// the URL. A store that fails is bypassed: caching never fails a request.
+// conditional request with 304 when the stored response is a 2xx. A miss is proxied and its
+// response streamed to the client while a copy is taken, up to the route's max_object_bytes;
+// only then, and only if the response may be stored (status, Cache-Control, Vary,
+// Authorization or an authenticated caller, Set-Cookie, a request's no-store), is it stored.
+// Concurrent misses for one key send one request upstream; the others wait for its stored
+// response (bounded by lock_timeout), and go upstream themselves as soon as the leader knows
+// it will store nothing. A stale entry with a validator is revalidated with a conditional
+// request; a 304 refreshes it. Unsafe methods invalidate the URL. A store that fails is
+// bypassed: caching never fails a request.
 //
-// Keys are "c:<path?sorted query> <route> <hash of host>"; when the route keys on request
-// headers or the user, or the response has Vary, that key holds a marker and each variant
-// lives under the key plus a hash of the marker's nonce and the selecting values. The Hub
-// purges entries by URL, URL prefix, route and tag for the admin API.
+// Keys are "c:<path?query sorted by name> <route> <hash of host[:port]>"; when the route keys
+// on request headers or the user, or the response has Vary, that key holds a marker and each
+// variant lives under the key plus a hash of the marker's nonce and the selecting values. The
+// Hub purges entries by URL, URL prefix, route and tag for the admin API.
 package cache
 
 import (
@@ -178,10 +180,7 @@ func (h *handler) keyFor(path, rawQuery string, r *http.Request, info *httpx.Inf
 	}
 	host := ""
 	if h.keyHost {
-		host = strings.ToLower(r.Host)
-		if hh, _, err := net.SplitHostPort(host); err == nil {
-			host = hh
-		}
+		host = hostKey(r)
 	}
 	sum := sha256.Sum256([]byte(host))
 	k := reqKey{url: u, primary: "c:" + u + " " + h.route + " " + hex.EncodeToString(sum[:8])}
@@ -202,6 +201,22 @@ func (h *handler) keyFor(path, rawQuery string, r *http.Request, info *httpx.Inf
 		k.sec = b.String()
 	}
 	return k
+}
+
+// hostKey is the Host a request is keyed on: lowercased and with its port, because the proxy
+// forwards the Host as sent (X-Forwarded-Host, Forwarded, preserve_host) and an upstream that
+// builds absolute URLs from it answers differently per port. Only the scheme's default port is
+// dropped: "example.com:80" and "example.com" name the same origin (RFC 9110 4.2.3).
+func hostKey(r *http.Request) string {
+	host := strings.ToLower(r.Host)
+	def := "80"
+	if r.TLS != nil {
+		def = "443"
+	}
+	if _, port, err := net.SplitHostPort(host); err == nil && port == def {
+		host = host[:len(host)-len(def)-1]
+	}
+	return host
 }
 
 // userOf is who id is for key.user: the JWT issuer and subject, the API-key consumer or the
@@ -229,14 +244,24 @@ func (h *handler) restricted(r *http.Request, info *httpx.Info) bool {
 	return !h.keyUser || userOf(id) == ""
 }
 
-// sortQuery sorts the query's parameters as they were sent (no re-encoding).
+// sortQuery sorts the query's parameters by name as they were sent (no re-encoding). The sort
+// is stable: repeated names keep their order, which origins read ("first value wins"), so
+// ?id=1&id=2 and ?id=2&id=1 stay apart.
 func sortQuery(q string) string {
 	if !strings.Contains(q, "&") {
 		return q
 	}
 	parts := strings.Split(q, "&")
-	slices.Sort(parts)
+	slices.SortStableFunc(parts, func(a, b string) int {
+		return strings.Compare(paramName(a), paramName(b))
+	})
 	return strings.Join(parts, "&")
+}
+
+// paramName is the (still encoded) name of one name=value query parameter.
+func paramName(p string) string {
+	name, _, _ := strings.Cut(p, "=")
+	return name
 }
 
 // variantKey is the key of the variant of marker m selected by r.
@@ -340,9 +365,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		} else {
-			var result *store.CacheEntry
-			defer func() { h.flights.finish(k.flight(), f, result) }()
-			result = h.fetch(w, r, k, fetchState{stale: e, staleKey: key, marker: marker})
+			// The waiters are released once: early by the captureWriter when it knows nothing
+			// will be stored, else with the stored entry; the deferred call covers a handler
+			// that panics (an aborted body copy).
+			var once sync.Once
+			done := func(e *store.CacheEntry) { once.Do(func() { h.flights.finish(k.flight(), f, e) }) }
+			defer done(nil)
+			done(h.fetch(w, r, k, fetchState{stale: e, staleKey: key, marker: marker, done: done}))
 			return
 		}
 	}
@@ -396,7 +425,9 @@ func (h *handler) bypass(w http.ResponseWriter, r *http.Request) {
 // serveEntry answers from a stored response.
 func (h *handler) serveEntry(w http.ResponseWriter, r *http.Request, e *store.CacheEntry, how string, age time.Duration) {
 	hdr := w.Header()
-	if notModified(r, e.Header) {
+	// RFC 9110 13.2.1: preconditions apply only to a response that would be 2xx; a cached 404
+	// answers a conditional request with the 404.
+	if e.Status >= 200 && e.Status < 300 && notModified(r, e.Header) {
 		for _, k := range []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Last-Modified", "Vary"} {
 			if vs := e.Header[k]; len(vs) > 0 {
 				hdr[k] = append(hdr[k], vs...)
@@ -461,7 +492,7 @@ type flights struct {
 
 type flight struct {
 	done  chan struct{}
-	entry *store.CacheEntry // the stored response, nil when nothing was stored
+	entry *store.CacheEntry // the stored response, nil when nothing was stored (never one that was not)
 }
 
 // join returns the key's flight and whether the caller leads it.

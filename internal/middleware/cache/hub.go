@@ -15,11 +15,11 @@ import (
 // so does a URL's Vary marker).
 type Purger interface {
 	// PurgeKey removes every stored response of one URL: its path and query as a client sends
-	// them ("/users/7?b=2&a=1"; parameter order does not matter), for every host, route and
-	// variant.
+	// them ("/users/7?b=2&a=1"; the order of differently named parameters does not matter,
+	// that of a repeated name does), for every host, route and variant.
 	PurgeKey(ctx context.Context, key string) (int, error)
-	// PurgePrefix removes every stored response whose URL (path and sorted query) starts with
-	// urlPrefix ("/users/"); "" removes everything.
+	// PurgePrefix removes every stored response whose URL (path and query sorted by parameter
+	// name) starts with urlPrefix ("/users/"); "" removes everything.
 	PurgePrefix(ctx context.Context, urlPrefix string) (int, error)
 	// PurgeTag removes every stored response that carried tag in its route's tag_header.
 	PurgeTag(ctx context.Context, tag string) (int, error)
