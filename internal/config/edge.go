@@ -339,6 +339,12 @@ func (s *Source) validateEdge(add func(path, format string, args ...any)) {
 	if sv.MaxURIBytes.Bytes < 256 {
 		add("server.max_uri_bytes", "must be at least 256 bytes")
 	}
+	if sv.ReadHeaderTimeout.Duration <= 0 {
+		add("server.read_header_timeout", "must be greater than 0s: it is the slowloris guard")
+	}
+	if sv.ShutdownTimeout.Duration <= 0 {
+		add("server.shutdown_timeout", "must be greater than 0s: a shutdown or a reload's listener drain would cut every in-flight request")
+	}
 	validateIPRules(add, "server.ip_rules", sv.IPRules)
 	validateSecurityHeaders(add, "server.security_headers", sv.SecurityHeaders)
 	if g := sv.Geo; g != nil {

@@ -354,12 +354,14 @@ func TestLoadErrors(t *testing.T) {
 				{9, 12, "services[0].pool.max_idle_per_target", "must not be negative"},
 				{9, 37, "services[0].pool.max_per_target", "must not be negative"},
 			}},
-		{"server limits", base + "server:\n  max_header_bytes: 1000\n  access_log: {output: syslog, format: xml}\n  underscore_headers: keep\n",
+		{"server limits", base + "server:\n  max_header_bytes: 1000\n  access_log: {output: syslog, format: xml}\n  underscore_headers: keep\n  read_header_timeout: 0s\n  shutdown_timeout: 0s\n",
 			[]wantErr{
 				{9, 3, "server.max_header_bytes", "must be at least 1KiB"},
 				{10, 16, "server.access_log.output", `"syslog" must be stdout, stderr or a file path`},
 				{10, 32, "server.access_log.format", `unknown format "xml" (want json or common)`},
 				{11, 3, "server.underscore_headers", `must be drop, reject or allow, got "keep"`},
+				{12, 3, "server.read_header_timeout", "must be greater than 0s"},
+				{13, 3, "server.shutdown_timeout", "must be greater than 0s"},
 			}},
 		{"credentialed wildcard origins", base + route + "    plugins:\n      cors:\n        allow_credentials: true\n" +
 			"        allowed_origins: [\"https://*\", \"https://*.com\", \"https://*.example.com\", \"http://*.a.example.com:8080\"]\n",

@@ -76,7 +76,7 @@ type Server struct {
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
 	// ReadHeaderTimeout bounds how long a client may take to send the request headers (slowloris
 	// guard): on a new connection from its accept, on a kept-alive one from the request's first
-	// byte. Durations use Go syntax: "250ms", "5s", "1m30s". Default: 10s.
+	// byte. It cannot be turned off. Durations use Go syntax: "250ms", "5s", "1m30s". Default: 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request, body included. "0s" disables it. Default: 60s.
 	ReadTimeout Duration `yaml:"read_timeout"`
@@ -88,7 +88,8 @@ type Server struct {
 	// Default: 120s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout is how long a shutdown (SIGTERM/SIGINT) waits for in-flight requests to
-	// finish before closing their connections. Default: 30s.
+	// finish before closing their connections (also a reload's drain of a replaced listener); it
+	// must be above 0s. Default: 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// AccessLog configures the per-request access log.
 	AccessLog AccessLog `yaml:"access_log"`
