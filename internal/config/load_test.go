@@ -336,8 +336,8 @@ func TestLoadErrors(t *testing.T) {
 			}},
 		{"no targets", "version: 1\nlisteners: [{name: a, address: \":1\"}]\nservices:\n  - name: s\n",
 			[]wantErr{{4, 5, "services[0].targets", "at least one target is required"}}},
-		{"weight 0 is the default, negative is an error", base + "  - name: w\n    targets:\n      - url: http://a\n        weight: 0\n      - url: http://b\n        weight: -2\n",
-			[]wantErr{{13, 9, "services[1].targets[1].weight", "must be at least 1"}}},
+		{"weight 0 and negative are errors (an unset weight is 1)", base + "  - name: w\n    targets:\n      - url: http://a\n        weight: 0\n      - url: http://b\n        weight: -2\n",
+			[]wantErr{{11, 9, "services[1].targets[0].weight", "must be at least 1"}, {13, 9, "services[1].targets[1].weight", "must be at least 1"}}},
 		{"balancers", base + "    balancer: random\n  - name: ch\n    targets: [{url: \"http://x\"}]\n    balancer: consistent_hash\n" +
 			"  - name: rr\n    targets: [{url: \"http://x\"}]\n    hash_on: client_ip\n" +
 			"  - name: bad\n    targets: [{url: \"http://x\"}]\n    balancer: consistent_hash\n    hash_on: query:x\n",
@@ -354,6 +354,8 @@ func TestLoadErrors(t *testing.T) {
 				{9, 12, "services[0].pool.max_idle_per_target", "must not be negative"},
 				{9, 37, "services[0].pool.max_per_target", "must not be negative"},
 			}},
+		{"explicit zero weight", "version: 1\nlisteners: [{name: main, address: \":8080\"}]\nservices:\n  - name: users\n    targets: [{url: \"http://127.0.0.1:1\"}, {url: \"http://127.0.0.1:2\", weight: 0}]\n",
+			[]wantErr{{5, 72, "services[0].targets[1].weight", "must be at least 1 (to drain a target, remove it"}}},
 		{"server limits", base + "server:\n  max_header_bytes: 1000\n  access_log: {output: syslog, format: xml}\n  underscore_headers: keep\n  read_header_timeout: 0s\n  shutdown_timeout: 0s\n",
 			[]wantErr{
 				{9, 3, "server.max_header_bytes", "must be at least 1KiB"},

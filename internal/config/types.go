@@ -169,8 +169,11 @@ type Target struct {
 	// URL is the target's base URL, "http://host:port" or "https://host:port"; a path in it is
 	// prepended to the forwarded path. Required.
 	URL string `yaml:"url"`
-	// Weight is the target's share for weighted balancers and consistent hashing. Default: 1.
+	// Weight is the target's share for weighted balancers and consistent hashing, at least 1 (a
+	// target is drained by removing it). Default: 1.
 	Weight int `yaml:"weight"`
+
+	weightDefaulted bool // Weight was 0 and became the default (an explicit 0 is an error)
 }
 
 // Timeouts bound upstream calls.

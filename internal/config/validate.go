@@ -47,7 +47,7 @@ func (c *Config) ApplyDefaults() {
 		weighted := false
 		for j := range svc.Targets {
 			if svc.Targets[j].Weight == 0 {
-				svc.Targets[j].Weight = 1
+				svc.Targets[j].Weight, svc.Targets[j].weightDefaulted = 1, true
 			}
 			if svc.Targets[j].Weight != svc.Targets[0].Weight {
 				weighted = true
@@ -159,8 +159,10 @@ func (s *Source) Validate() Errors {
 			if msg := checkTargetURL(t.URL); msg != "" {
 				add(tp+".url", "%s", msg)
 			}
-			if t.Weight < 1 {
-				add(tp+".weight", "must be at least 1")
+			if t.Weight < 1 || t.weightDefaulted && s.written(tp+".weight") {
+				// Kong drains a target with weight 0; here a target with a weight gets traffic,
+				// so an explicit 0 is refused rather than read as the default 1.
+				add(tp+".weight", "must be at least 1 (to drain a target, remove it: a reload keeps the other targets' state)")
 			}
 		}
 		if !contains(balancerKinds, svc.Balancer) {
@@ -508,4 +510,13 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// written reports whether path is a key written in the config file (false without positions).
+func (s *Source) written(path string) bool {
+	if s.pos == nil {
+		return false
+	}
+	_, ok := s.pos.byPath[path]
+	return ok
 }
