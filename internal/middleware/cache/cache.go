@@ -178,11 +178,7 @@ func (h *handler) keyFor(path, rawQuery string, r *http.Request, info *httpx.Inf
 	if h.keyQuery && rawQuery != "" {
 		u += "?" + sortQuery(rawQuery)
 	}
-	host := ""
-	if h.keyHost {
-		host = hostKey(r)
-	}
-	sum := sha256.Sum256([]byte(host))
+	sum := sha256.Sum256([]byte(originKey(r, info, h.keyHost)))
 	k := reqKey{url: u, primary: "c:" + u + " " + h.route + " " + hex.EncodeToString(sum[:8])}
 	if len(h.keyHeaders) > 0 || h.keyUser {
 		var b strings.Builder
@@ -203,14 +199,35 @@ func (h *handler) keyFor(path, rawQuery string, r *http.Request, info *httpx.Inf
 	return k
 }
 
-// hostKey is the Host a request is keyed on: lowercased and with its port, because the proxy
-// forwards the Host as sent (X-Forwarded-Host, Forwarded, preserve_host) and an upstream that
-// builds absolute URLs from it answers differently per port. Only the scheme's default port is
-// dropped: "example.com:80" and "example.com" name the same origin (RFC 9110 4.2.3).
-func hostKey(r *http.Request) string {
-	host := strings.ToLower(r.Host)
-	def := "80"
+// originKey is the scheme and (withHost) host a request is keyed on: what the proxy tells the
+// upstream in X-Forwarded-Proto and X-Forwarded-Host, a trusted proxy's values included, since
+// an upstream that builds absolute URLs from them answers differently for each. The host is
+// lowercased and keeps its port, but for the scheme's default: "example.com:80" and
+// "example.com" name the same origin (RFC 9110 4.2.3).
+func originKey(r *http.Request, info *httpx.Info, withHost bool) string {
+	scheme, host := "http", r.Host
 	if r.TLS != nil {
+		scheme = "https"
+	}
+	if info != nil && info.PeerTrusted {
+		if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
+			scheme = strings.ToLower(v)
+		}
+		if v := r.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+	}
+	if !withHost {
+		return scheme
+	}
+	return scheme + "://" + hostKey(host, scheme)
+}
+
+// hostKey lowercases host and drops the scheme's default port.
+func hostKey(host, scheme string) string {
+	host = strings.ToLower(host)
+	def := "80"
+	if scheme == "https" {
 		def = "443"
 	}
 	if _, port, err := net.SplitHostPort(host); err == nil && port == def {

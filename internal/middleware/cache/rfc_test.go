@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/httpx"
 )
 
 func TestHostKeyKeepsPort(t *testing.T) {
@@ -33,11 +35,13 @@ func TestHostKeyKeepsPort(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := &http.Request{Host: tt.host}
+			scheme := "http"
 			if tt.tls {
 				r.TLS = &tls.ConnectionState{}
+				scheme = "https"
 			}
-			if got := hostKey(r); got != tt.want {
-				t.Fatalf("hostKey(%q, tls=%v) = %q; want %q", tt.host, tt.tls, got, tt.want)
+			if got := originKey(r, nil, true); got != scheme+"://"+tt.want {
+				t.Fatalf("originKey(%q, tls=%v) = %q; want %q", tt.host, tt.tls, got, scheme+"://"+tt.want)
 			}
 		})
 	}
@@ -272,4 +276,24 @@ func TestConditionalMissOfUncacheableAnswered304(t *testing.T) {
 	f.expect(f.get("/me", "If-Modified-Since", lm), 304, Miss, "", 2)
 	f.expect(f.get("/me", "If-None-Match", `"other"`), 200, Miss, "large private body", 3)
 	f.expect(f.get("/me"), 200, Miss, "large private body", 4)
+}
+
+// TestOriginKeySeparatesWhatTheUpstreamIsTold checks that the scheme, and a trusted proxy's
+// X-Forwarded-Proto and X-Forwarded-Host (which the proxy passes upstream), are in the key, and
+// that an untrusted client's are not.
+func TestOriginKeySeparatesWhatTheUpstreamIsTold(t *testing.T) {
+	t.Parallel()
+	plain := &http.Request{Host: "shop.example", Header: http.Header{}}
+	secure := &http.Request{Host: "shop.example", Header: http.Header{}, TLS: &tls.ConnectionState{}}
+	if originKey(plain, nil, true) == originKey(secure, nil, true) || originKey(plain, nil, false) == originKey(secure, nil, false) {
+		t.Fatal("http and https share a key")
+	}
+	fwd := &http.Request{Host: "shop.example", Header: http.Header{"X-Forwarded-Host": {"evil.example"}, "X-Forwarded-Proto": {"https"}}}
+	trusted := &httpx.Info{PeerTrusted: true}
+	if got := originKey(fwd, trusted, true); got != "https://evil.example" {
+		t.Fatalf("trusted proxy's forwarded origin: %q", got)
+	}
+	if got := originKey(fwd, &httpx.Info{}, true); got != "http://shop.example" {
+		t.Fatalf("an untrusted client's X-Forwarded-* changed the key: %q", got)
+	}
 }
