@@ -27,6 +27,22 @@ func closedWithin(t *testing.T, c *client, since time.Time, min time.Duration) {
 	}
 }
 
+// trickleHead sends a head that never ends, a byte every 20ms, until the server closes c; the
+// returned channel is closed when it stops.
+func trickleHead(c *client) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200)) {
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return done
+}
+
 func TestReadHeaderTimeout(t *testing.T) {
 	t.Parallel()
 	const rht = 150 * time.Millisecond
@@ -45,16 +61,7 @@ func TestReadHeaderTimeout(t *testing.T) {
 		begin := time.Now()
 		// A byte every 20ms never completes the head: the timeout bounds the whole head, not
 		// each read.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200)) {
-				if _, err := c.Write([]byte{b}); err != nil {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+		done := trickleHead(c)
 		closedWithin(t, c, begin, rht)
 		<-done
 	})
@@ -67,16 +74,7 @@ func TestReadHeaderTimeout(t *testing.T) {
 		c := dial(t, ts.addr)
 		begin := time.Now()
 		time.Sleep(rht * 3 / 4)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200)) {
-				if _, err := c.Write([]byte{b}); err != nil {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+		done := trickleHead(c)
 		closedWithin(t, c, begin, rht)
 		// With the timeout restarted at the first byte the close comes at 700ms.
 		if d := time.Since(begin); d > rht+rht/2 {
