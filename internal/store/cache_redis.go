@@ -75,7 +75,13 @@ func (r *RedisCache) available() error {
 	return nil
 }
 
-func (r *RedisCache) fail(err error) error {
+// fail notes a failed call made for parent: unless parent itself ended (the client went away
+// or its deadline passed, which says nothing about Redis), the store is set aside for the
+// back-off.
+func (r *RedisCache) fail(parent context.Context, err error) error {
+	if parent.Err() != nil {
+		return fmt.Errorf("redis cache: %w", err)
+	}
 	r.failures.Add(1)
 	now := time.Now().UnixNano()
 	r.downUntil.Store(now + int64(r.backoff))
@@ -98,6 +104,7 @@ func (r *RedisCache) Get(ctx context.Context, key string) (*CacheEntry, error) {
 	if err := r.available(); err != nil {
 		return nil, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	b, err := r.client.Get(ctx, r.prefix+key).Bytes()
@@ -105,7 +112,7 @@ func (r *RedisCache) Get(ctx context.Context, key string) (*CacheEntry, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, r.fail(err)
+		return nil, r.fail(parent, err)
 	}
 	e, err := DecodeEntry(b)
 	if err != nil {
@@ -121,6 +128,7 @@ func (r *RedisCache) Set(ctx context.Context, key string, e *CacheEntry, ttl tim
 		return err
 	}
 	ttl = max(ttl, time.Millisecond)
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
@@ -133,7 +141,7 @@ func (r *RedisCache) Set(ctx context.Context, key string, e *CacheEntry, ttl tim
 		pipe.ExpireGT(ctx, tk, ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return r.fail(err)
+		return r.fail(parent, err)
 	}
 	return nil
 }
@@ -147,11 +155,12 @@ func (r *RedisCache) Delete(ctx context.Context, keys ...string) (int, error) {
 	if err := r.available(); err != nil {
 		return 0, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
 	defer cancel()
 	n, err := r.del(ctx, r.client, keys, r.prefix)
 	if err != nil {
-		return n, r.fail(err)
+		return n, r.fail(parent, err)
 	}
 	return n, nil
 }

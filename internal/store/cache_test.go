@@ -206,3 +206,22 @@ func TestRedisCacheOutageIsPrompt(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRedisCacheClientCancelDoesNotSetRedisAside: a lookup whose client went away must not
+// make the cache proxy everyone uncached for the back-off.
+func TestRedisCacheClientCancelDoesNotSetRedisAside(t *testing.T) {
+	rs := redisserver.Start(t)
+	r, err := NewRedisCache(redisConfig(rs.URL()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Get(ctx, "c:/gone"); err == nil {
+		t.Fatal("a cancelled lookup reported success")
+	}
+	if _, err := r.Get(context.Background(), "c:/other"); err != nil || r.Failures() != 0 {
+		t.Fatalf("the next lookup with Redis healthy: %v (failures %d)", err, r.Failures())
+	}
+}

@@ -188,6 +188,7 @@ func (r *Redis) Allow(ctx context.Context, reqs []Request, res []Result) (bool, 
 		r.skipped.Add(1)
 		return false, fmt.Errorf("redis limiter: %w (recent failure)", ErrUnavailable)
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	keys := make([]string, len(reqs))
@@ -208,6 +209,11 @@ func (r *Redis) Allow(ctx context.Context, reqs []Request, res []Result) (bool, 
 		}
 	}
 	if err != nil {
+		if caller.Err() != nil {
+			// The client went away (or its own deadline passed): that says nothing about
+			// Redis, which must not be set aside for everyone else.
+			return false, fmt.Errorf("redis limiter: %w", err)
+		}
 		r.fail(err)
 		return false, fmt.Errorf("redis limiter: %w: %w", ErrUnavailable, err)
 	}

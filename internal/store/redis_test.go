@@ -191,3 +191,24 @@ func BenchmarkRedisAllow(b *testing.B) {
 		}
 	})
 }
+
+// TestRedisClientCancelDoesNotSetRedisAside checks that a request whose client went away while
+// its limit was being checked does not mark Redis unavailable for everyone else: any client
+// could otherwise keep the shared limits out of action by hanging up.
+func TestRedisClientCancelDoesNotSetRedisAside(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	cfg := redisConfig(srv.URL())
+	cfg.RetryAfterError.Duration = 5 * time.Second
+	r := newTestRedis(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := make([]Result, 1)
+	if _, err := r.Allow(ctx, []Request{req("gone", 10, time.Second, 0)}, res); err == nil {
+		t.Fatal("a cancelled call reported success")
+	}
+	ok, err := r.Allow(context.Background(), []Request{req("other", 10, time.Second, 0)}, res)
+	if err != nil || !ok {
+		t.Fatalf("the next caller with Redis healthy: ok=%v err=%v stats=%+v", ok, err, r.Stats())
+	}
+}

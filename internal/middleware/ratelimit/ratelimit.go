@@ -353,6 +353,7 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 		}
 	}
 	redisChecked := allowed && len(s.rReq) > 0
+	memCounted := false
 	if redisChecked {
 		s.rRes = grow(s.rRes, len(s.rReq))
 		var err error
@@ -364,11 +365,18 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 					return false
 				}
 			}
-			// fail_open: the same limits, counted in this gateway's memory until Redis is back.
+			// fail_open: the same limits, counted in this gateway's memory until Redis is back,
+			// decided in one step with the memory limits, so that a refusal counts none of them.
 			h.redis.NoteFallback()
+			n := len(s.rReq)
+			s.rReq = append(s.rReq, s.memReq...)
+			s.rRes = grow(s.rRes, len(s.rReq))
 			allowed, _ = h.mem.Allow(ctx, s.rReq, s.rRes)
+			copy(s.memRes, s.rRes[n:])
+			s.rReq, s.rRes = s.rReq[:n], s.rRes[:n]
+			memCounted = true
 		}
-		if allowed && len(s.memReq) > 0 {
+		if allowed && len(s.memReq) > 0 && !memCounted {
 			// A concurrent request may have taken the last memory token since the look: this
 			// one is then refused, counted by Redis alone.
 			allowed, _ = h.mem.Allow(ctx, s.memReq, s.memRes)
