@@ -105,11 +105,12 @@ type execKey struct{}
 // lookup of the field in the parent's JSON object.
 func (h *Handler) resolver(typeName string, f *ast.FieldDefinition) gql.FieldResolveFn {
 	res, ok := h.resolvers[typeName+"."+f.Name]
+	scalar := f.Type.Name()
 	if !ok {
 		name := f.Name
 		return func(p gql.ResolveParams) (any, error) {
 			if m, ok := p.Source.(map[string]any); ok {
-				return m[name], nil
+				return number(m[name], scalar), nil
 			}
 			return nil, nil
 		}
@@ -137,9 +138,46 @@ func (h *Handler) resolver(typeName string, f *ast.FieldDefinition) gql.FieldRes
 				// back by path after execution.
 				ex.noteError(path, fe)
 			}
-			return c.val, c.err
+			return number(c.val, scalar), c.err
 		}, nil
 	}
+}
+
+// number gives a json.Number from a backend answer (see exec.do) the Go type graphql-go
+// serializes as the field's type: an ID or String keeps the digits as sent, an Int is an int64
+// (out of range it fails as graphql-go's Int does), anything else a float64. Lists are
+// converted item by item; other values are returned as they are.
+func number(v any, typeName string) any {
+	switch v := v.(type) {
+	case json.Number:
+		switch typeName {
+		case "ID", "String":
+			return string(v)
+		case "Int":
+			if i, err := v.Int64(); err == nil {
+				return i
+			}
+		}
+		f, err := v.Float64()
+		if err != nil {
+			return string(v)
+		}
+		return f
+	case []any:
+		var out []any // a copy only for a list that holds numbers
+		for i, e := range v {
+			if _, ok := e.(json.Number); ok && out == nil {
+				out = append(make([]any, 0, len(v)), v[:i]...)
+			}
+			if out != nil {
+				out = append(out, number(e, typeName))
+			}
+		}
+		if out != nil {
+			return out
+		}
+	}
+	return v
 }
 
 // start begins a call, or joins an identical one already made in this request.
@@ -260,6 +298,8 @@ func text(v any) string {
 		return ""
 	case string:
 		return v
+	case json.Number:
+		return string(v)
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	case int:
@@ -325,8 +365,12 @@ func (ex *exec) do(res *Resolver, rc *restCall) (any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
+	// Numbers stay json.Number: as float64 an ID above 2^53 would be rounded, and then served
+	// and passed to the next backend as another record's ID.
 	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil || dec.Decode(new(any)) != io.EOF {
 		return nil, &fieldError{msg: "the backend answer is not JSON", code: "UPSTREAM_ERROR", ext: map[string]any{"service": res.Service}}
 	}
 	return dig(v, res.Result), nil
