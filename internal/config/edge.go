@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/router"
 	"regexp"
 	"strings"
 	"time"
@@ -211,6 +212,13 @@ func (c *Config) defaultEdge() {
 		}
 	}
 	for i := range c.Routes {
+		// strip_prefix is compared with the normalized request path, so it is normalized too:
+		// "/%7ebob" strips "/~bob". One that does not normalize is left for Validate to report.
+		if sp := c.Routes[i].StripPrefix; sp != "" && !strings.ContainsAny(sp, "{}*") {
+			if n, err := router.NormalizePath(sp); err == nil {
+				c.Routes[i].StripPrefix = n
+			}
+		}
 		if cors := c.Routes[i].Plugins.CORS; cors != nil {
 			if cors.AllowedMethods == nil {
 				cors.AllowedMethods = []string{"GET", "POST", "HEAD"}
@@ -335,6 +343,11 @@ func (s *Source) validateEdge(add func(path, format string, args ...any)) {
 	case "", "drop", "reject", "allow":
 	default:
 		add("server.underscore_headers", "must be drop, reject or allow, got %q", sv.UnderscoreHeaders)
+	}
+	switch sv.PathParameters {
+	case "", "reject", "allow":
+	default:
+		add("server.path_parameters", "must be reject or allow, got %q", sv.PathParameters)
 	}
 	if sv.MaxURIBytes.Bytes < 256 {
 		add("server.max_uri_bytes", "must be at least 256 bytes")

@@ -63,6 +63,7 @@ func TestLoadFullConfig(t *testing.T) {
 		{"listeners[3].tls.client_auth.subject_header", *c.Listeners[3].TLS.ClientAuth.SubjectHeader, "X-Client-DN"},
 		{"server.max_in_flight", c.Server.MaxInFlight, 5000},
 		{"server.underscore_headers", c.Server.UnderscoreHeaders, "reject"},
+		{"server.path_parameters", c.Server.PathParameters, "allow"},
 		{"server.geo.allow", strings.Join(c.Server.Geo.Allow, ","), "DE,FR"},
 		{"server.bots.rules[1].action", c.Server.Bots.Rules[1].Action, "tag"},
 		{"routes[1].plugins.cors.max_age", c.Routes[1].Plugins.CORS.MaxAge.Duration, 10 * time.Minute},
@@ -356,7 +357,7 @@ func TestLoadErrors(t *testing.T) {
 			}},
 		{"explicit zero weight", "version: 1\nlisteners: [{name: main, address: \":8080\"}]\nservices:\n  - name: users\n    targets: [{url: \"http://127.0.0.1:1\"}, {url: \"http://127.0.0.1:2\", weight: 0}]\n",
 			[]wantErr{{5, 72, "services[0].targets[1].weight", "must be at least 1 (to drain a target, remove it"}}},
-		{"server limits", base + "server:\n  max_header_bytes: 1000\n  access_log: {output: syslog, format: xml}\n  underscore_headers: keep\n  read_header_timeout: 0s\n  shutdown_timeout: 0s\n",
+		{"server limits", base + "server:\n  max_header_bytes: 1000\n  access_log: {output: syslog, format: xml}\n  underscore_headers: keep\n  read_header_timeout: 0s\n  shutdown_timeout: 0s\n  path_parameters: strip\n",
 			[]wantErr{
 				{9, 3, "server.max_header_bytes", "must be at least 1KiB"},
 				{10, 16, "server.access_log.output", `"syslog" must be stdout, stderr or a file path`},
@@ -364,6 +365,7 @@ func TestLoadErrors(t *testing.T) {
 				{11, 3, "server.underscore_headers", `must be drop, reject or allow, got "keep"`},
 				{12, 3, "server.read_header_timeout", "must be greater than 0s"},
 				{13, 3, "server.shutdown_timeout", "must be greater than 0s"},
+				{14, 3, "server.path_parameters", `must be reject or allow, got "strip"`},
 			}},
 		{"credentialed wildcard origins", base + route + "    plugins:\n      cors:\n        allow_credentials: true\n" +
 			"        allowed_origins: [\"https://*\", \"https://*.com\", \"https://*.example.com\", \"http://*.a.example.com:8080\"]\n",

@@ -107,6 +107,12 @@ type Server struct {
 	// an allowed underscore name can spoof a header the gateway vouches for (identity, forwarding).
 	// Default: drop.
 	UnderscoreHeaders string `yaml:"underscore_headers"`
+	// PathParameters decides what happens to a request path with a raw ";" (segment parameters,
+	// as in "/admin;x/secret"): "reject" answers 400 invalid_path; "allow" routes and forwards it
+	// as it is. Tomcat, Jetty and Spring drop ";x" and serve "/admin/secret", so an allowed
+	// parameter lets a client reach a path past the policies of the route that path would match.
+	// An encoded "%3B" is data and always allowed. Default: reject.
+	PathParameters string `yaml:"path_parameters"`
 	// IPRules allow or deny client IPs (resolved through trusted_proxies) on every route.
 	IPRules IPRules `yaml:"ip_rules"`
 	// Geo resolves the client's country, for rules, routing and an upstream header.

@@ -216,6 +216,8 @@ func (s *Source) Validate() Errors {
 		}
 		if r.StripPrefix != "" && (!strings.HasPrefix(r.StripPrefix, "/") || strings.ContainsAny(r.StripPrefix, "{}*")) {
 			add(p+".strip_prefix", "%q must be a literal path starting with /", r.StripPrefix)
+		} else if _, err := router.NormalizePath(r.StripPrefix); r.StripPrefix != "" && err != nil {
+			add(p+".strip_prefix", "%q is not a valid path: %v", r.StripPrefix, err)
 		}
 		if r.Rewrite != "" {
 			if err := checkRewrite(r.Rewrite, r.Match.Path); err != "" {

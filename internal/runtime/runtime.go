@@ -85,6 +85,8 @@ type Runtime struct {
 	maxHdr  int
 	// underscore is server.underscore_headers.
 	underscore underscorePolicy
+	// pathParams is server.path_parameters: allow (a raw ';' in the path is kept).
+	pathParams bool
 	logger     *slog.Logger
 	access     *telemetry.AccessLogger
 	inflight   atomic.Int64
@@ -111,7 +113,7 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 		deps.Logger = slog.Default()
 	}
 	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes),
-		underscore: parseUnderscorePolicy(cfg.Server.UnderscoreHeaders)}
+		underscore: parseUnderscorePolicy(cfg.Server.UnderscoreHeaders), pathParams: cfg.Server.PathParameters == "allow"}
 	built := rt // "return nil, err" clears rt before this runs
 	defer func() {
 		if err != nil {

@@ -169,6 +169,13 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, reason)
 		return
 	}
+	if !rt.pathParams && strings.IndexByte(path, ';') >= 0 {
+		// "/admin;x/secret" is "/admin/secret" to Tomcat, Jetty and Spring, while it matches no
+		// route the gateway has for /admin: refused, unless server.path_parameters allows it.
+		rt.logger.Warn("rejected ambiguous path", "request_id", info.RequestID, "client_ip", info.ClientIP.String(), "reason", "path parameters")
+		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, "invalid path: path parameters (;) are not accepted")
+		return
+	}
 	info.Path = path
 	if rt.geo != nil {
 		// Before routing: routes may match on the country.
