@@ -494,6 +494,11 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 		for _, v := range d.headers["Www-Authenticate"] {
 			hdr.Add("Www-Authenticate", v)
 		}
+		if len(d.headers["Www-Authenticate"]) == 0 {
+			// RFC 9110 section 15.5.2: a 401 must carry a challenge; when the service sent none,
+			// the gateway supplies its own.
+			h.challenge(hdr, f)
+		}
 		if d.body != nil {
 			if info != nil {
 				info.ErrorCode = f.code
@@ -517,7 +522,8 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 	httpx.WriteError(w, r, f.status, f.code, f.msg)
 }
 
-// challenge sets the RFC 6750 (and API-key) WWW-Authenticate challenges of a refusal.
+// challenge sets the RFC 6750 (and API-key) WWW-Authenticate challenges of a refusal; a
+// forward-auth 401 gets a plain Bearer challenge (used only when the service sent none).
 func (h *handler) challenge(hdr http.Header, f *failure) {
 	realm := `realm="` + h.realm + `"`
 	if h.jwt != nil && (f.method == MethodJWT || f.method == "") {
@@ -534,6 +540,11 @@ func (h *handler) challenge(hdr http.Header, f *failure) {
 	}
 	if h.apiKey != nil && (f.method == MethodAPIKey || f.method == "") && f.status == http.StatusUnauthorized {
 		hdr.Add("Www-Authenticate", `APIKey `+realm+`, header="`+h.apiKey.header+`"`)
+	}
+	if f.method == MethodForwardAuth && f.status == http.StatusUnauthorized {
+		// The gateway cannot know the service's scheme; Bearer is the generic default for the
+		// Authorization header forward auth passes on by default.
+		hdr.Add("Www-Authenticate", "Bearer "+realm)
 	}
 }
 
@@ -636,21 +647,31 @@ func removeQueryParam(raw, name string) string {
 	return strings.Join(out, "&")
 }
 
-// removeCookie drops one cookie from the request's Cookie headers.
+// removeCookie drops one cookie from the request's Cookie headers. It edits the raw header
+// text rather than re-serializing r.Cookies(): net/http's parser silently discards cookies it
+// deems invalid (JSON, commas, raw quotes) and unquotes values, so a rebuilt header would lose
+// or rewrite the client's other cookies. Every other piece is kept byte for byte.
 func removeCookie(r *http.Request, name string) {
-	cookies := r.Cookies()
-	delete(r.Header, "Cookie")
-	var b strings.Builder
-	for _, c := range cookies {
-		if c.Name == name {
-			continue
+	var kept []string
+	for _, line := range r.Header["Cookie"] {
+		var parts []string
+		for _, p := range strings.Split(line, ";") {
+			p = textproto.TrimString(p)
+			if p == "" {
+				continue
+			}
+			if k, _, _ := strings.Cut(p, "="); textproto.TrimString(k) == name {
+				continue
+			}
+			parts = append(parts, p)
 		}
-		if b.Len() > 0 {
-			b.WriteString("; ")
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, "; "))
 		}
-		b.WriteString(c.Name + "=" + c.Value)
 	}
-	if b.Len() > 0 {
-		r.Header["Cookie"] = []string{b.String()}
+	if len(kept) == 0 {
+		delete(r.Header, "Cookie")
+		return
 	}
+	r.Header["Cookie"] = kept
 }

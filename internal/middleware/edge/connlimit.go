@@ -11,9 +11,9 @@ import (
 )
 
 // LimitListener wraps ln so that at most maxConns connections are open in total and at most
-// perIP from one peer address (0: unlimited). Excess connections are closed right after
-// accept, before any byte is read, so a client hoarding connections cannot hold more than its
-// share.
+// perIP from one client (0: unlimited), a client being an IPv4 address or an IPv6 /64 (see
+// clientKey). Excess connections are closed right after accept, before any byte is read, so a
+// client hoarding connections cannot hold more than its share.
 func LimitListener(ln net.Listener, maxConns, perIP int, logger *slog.Logger) net.Listener {
 	if maxConns <= 0 && perIP <= 0 {
 		return ln
@@ -27,7 +27,7 @@ type limitListener struct {
 	perIP  int
 	open   atomic.Int64
 	mu     sync.Mutex
-	byIP   map[netip.Addr]int
+	byIP   map[netip.Addr]int // open connections per clientKey
 	logger *slog.Logger
 	warned atomic.Int64
 }
@@ -55,12 +55,13 @@ func (l *limitListener) admit(ip netip.Addr) bool {
 		return false
 	}
 	if l.perIP > 0 {
+		k := clientKey(ip)
 		l.mu.Lock()
-		if l.byIP[ip] >= l.perIP {
+		if l.byIP[k] >= l.perIP {
 			l.mu.Unlock()
 			return false
 		}
-		l.byIP[ip]++
+		l.byIP[k]++
 		l.mu.Unlock()
 	}
 	l.open.Add(1)
@@ -70,11 +71,12 @@ func (l *limitListener) admit(ip netip.Addr) bool {
 func (l *limitListener) release(ip netip.Addr) {
 	l.open.Add(-1)
 	if l.perIP > 0 {
+		k := clientKey(ip)
 		l.mu.Lock()
-		if l.byIP[ip] <= 1 {
-			delete(l.byIP, ip)
+		if l.byIP[k] <= 1 {
+			delete(l.byIP, k)
 		} else {
-			l.byIP[ip]--
+			l.byIP[k]--
 		}
 		l.mu.Unlock()
 	}
@@ -118,4 +120,19 @@ func peerIP(c net.Conn) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// clientKey is the address per-client limits count against: an IPv4 address as is, an IPv6
+// address by its /64 prefix, an IPv4-mapped IPv6 address as the IPv4 address it maps. A /64 is
+// the smallest block an ISP assigns to one subscriber and SLAAC lets a host pick any address
+// in it, so counting IPv6 addresses one by one would hand a single client 2^64 budgets.
+func clientKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		// Prefix(64) cannot fail for an IPv6 address; the zone is dropped with the host bits.
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// ipLimiter is a small GCRA limiter per client IP for the bot rate_limit action. It is bounded:
-// each shard holds at most max/shards keys and, when full, drops the key whose budget would
-// have refilled first (an idle client loses nothing by being forgotten).
+// ipLimiter is a small GCRA limiter per client (IPv4 address or IPv6 /64) for the bot
+// rate_limit action. It is bounded: each shard holds at most max/shards keys and, when full,
+// drops the key whose budget would have refilled first (an idle client loses nothing by being
+// forgotten).
 type ipLimiter struct {
 	interval  time.Duration // emission interval: per / limit
 	tolerance time.Duration // burst * interval
@@ -21,7 +22,7 @@ type ipLimiter struct {
 
 type ipShard struct {
 	mu  sync.Mutex
-	tat map[netip.Addr]time.Time // theoretical arrival time
+	tat map[netip.Addr]time.Time // theoretical arrival time per clientKey
 }
 
 func newIPLimiter(limit int, per time.Duration, burst, max int) *ipLimiter {
@@ -33,8 +34,10 @@ func newIPLimiter(limit int, per time.Duration, burst, max int) *ipLimiter {
 	return l
 }
 
-// allow admits one request from ip, or returns the seconds to wait.
+// allow admits one request from ip, or returns the seconds to wait. IPv6 clients share one
+// budget per /64 (see clientKey), so rotating through a prefix does not reset it.
 func (l *ipLimiter) allow(ip netip.Addr) (bool, int) {
+	ip = clientKey(ip)
 	b := ip.As16()
 	s := &l.shards[maphash.Bytes(l.seed, b[:])%16]
 	now := l.now()
