@@ -404,13 +404,14 @@ func (h *handler) hideJWT(r *http.Request, c credential) {
 func (h *handler) verifyAPIKey(r *http.Request, c credential) (*httpx.Identity, *failure) {
 	ak := h.apiKey
 	co, keyID := ak.store.lookup(c.value)
-	if co == nil || (len(ak.consumers) > 0 && !slices.Contains(ak.consumers, co.name)) {
-		f := &failure{status: http.StatusUnauthorized, code: CodeInvalidAPIKey, method: MethodAPIKey,
+	if co == nil {
+		return nil, &failure{status: http.StatusUnauthorized, code: CodeInvalidAPIKey, method: MethodAPIKey,
 			msg: "the API key is invalid", reason: "unknown API key", keyID: keyID}
-		if co != nil {
-			f.reason = "consumer " + co.name + " is not allowed on this route"
-		}
-		return nil, f
+	}
+	if len(ak.consumers) > 0 && !slices.Contains(ak.consumers, co.name) {
+		// The key is genuine: its holder is known but not admitted here, a 403 (as Kong's ACL).
+		return nil, &failure{status: http.StatusForbidden, code: CodeForbidden, method: MethodAPIKey,
+			msg: "this API key is not allowed on this route", reason: "consumer " + co.name + " is not allowed on this route", keyID: keyID}
 	}
 	if ak.hide {
 		if c.from == "query" {

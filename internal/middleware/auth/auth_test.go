@@ -49,6 +49,8 @@ auth:
       keys: ["${KEYHASH}"]
       permissions: ["users:read"]
       metadata: { team: blue }
+    - name: other
+      keys: ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
   identity_headers:
     X-User-ID: sub
     X-Consumer: consumer
@@ -78,6 +80,11 @@ routes:
     service: echo
     plugins:
       jwt: { issuers: [idp], allow_query: true, hide_credentials: true }
+  - name: others
+    match: { path: /others/** }
+    service: echo
+    plugins:
+      api_key: { consumers: [other] }
 `
 
 type fixture struct {
@@ -343,7 +350,13 @@ func TestAPIKey(t *testing.T) {
 			}
 		})
 	}
+	// A valid key whose consumer the route does not admit is an authorization failure: 403.
+	r = f.g.get(t, "/others/1", "X-API-Key", apiKey)
+	wantError(t, r, 403, "forbidden")
 	logs := f.g.logs.String()
+	if !strings.Contains(logs, "consumer partner is not allowed on this route") {
+		t.Error("the refusal's reason is not logged")
+	}
 	if strings.Contains(logs, apiKey) {
 		t.Fatal("an API key was logged")
 	}
