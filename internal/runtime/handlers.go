@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/aggregate"
@@ -60,9 +61,7 @@ func (rt *Runtime) graphqlHandler(rc *config.Route, deps Deps) (http.Handler, st
 	if pq := g.PersistedQueries; pq != nil {
 		opts.Persisted, opts.PersistedOnly = pq.Queries, pq.Only
 	}
-	for _, h := range g.ForwardHeaders {
-		opts.ForwardHeaders = append(opts.ForwardHeaders, textproto.CanonicalMIMEHeaderKey(h))
-	}
+	opts.ForwardHeaders = rt.callHeaders(g.ForwardHeaders)
 	h, err := gqltr.New(opts)
 	if err != nil {
 		return nil, "", err
@@ -86,9 +85,7 @@ func (rt *Runtime) grpcHandler(rc *config.Route, svc *config.Service, deps Deps)
 	if g.Body != nil {
 		opts.Body = *g.Body
 	}
-	for _, h := range g.ForwardHeaders {
-		opts.ForwardHeaders = append(opts.ForwardHeaders, textproto.CanonicalMIMEHeaderKey(h))
-	}
+	opts.ForwardHeaders = rt.callHeaders(g.ForwardHeaders)
 	if g.Descriptors != "" {
 		files, err := grpctr.LoadDescriptorSet(g.Descriptors)
 		if err != nil {
@@ -114,4 +111,17 @@ func (rt *Runtime) grpcHandler(rc *config.Route, svc *config.Service, deps Deps)
 		rt.logger.Warn("grpc schema not loaded; retrying on requests", "route", rc.Name, "service", svc.Name, "error", loadErr.Error())
 	}
 	return h, h.Summary(), nil
+}
+
+// callHeaders are the request headers a GraphQL or gRPC route sends on: its forward_headers and,
+// as the proxy and aggregation routes do, the identity headers the auth middleware set (they are
+// stripped from every client request, so only the gateway's values can be there).
+func (rt *Runtime) callHeaders(forward []string) []string {
+	out := rt.Config.AuthStripHeaders()
+	for _, h := range forward {
+		if h = textproto.CanonicalMIMEHeaderKey(h); !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
