@@ -160,7 +160,7 @@ type outbound struct {
 	hints     earlyHints
 	requestID []string     // the X-Request-Id value, for the response too
 	scope     reqctx.Scope // the route's deadline, when it has one (ServeHTTP)
-	vals      [6]string    // backing array of the header values rewriteRequest sets
+	vals      [7]string    // backing array of the header values rewriteRequest sets
 
 	// clientDeadline is the Scope's deadline when it is the gRPC client's own, for
 	// upstream.MarkClientDeadline.

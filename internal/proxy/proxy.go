@@ -314,6 +314,10 @@ func (h *Handler) upstreamPath(p string, info *httpx.Info) string {
 		case strings.HasSuffix(sp, "/"):
 			return "/" + rest
 		}
+	} else if len(sp) > 1 && len(p) == len(sp)-1 && sp[len(sp)-1] == '/' && strings.HasPrefix(sp, p) {
+		// "/api" with strip_prefix "/api/": the bare prefix, which "/api/**" matches too, is
+		// stripped whole, like "/api/" (else it would reach the upstream unstripped).
+		return "/"
 	}
 	return p
 }
@@ -340,9 +344,20 @@ func parseTemplate(tmpl string) []rewritePart {
 	return parts
 }
 
-// setForwarded writes X-Forwarded-For/-Proto/-Host and Forwarded. Values from the client are
-// kept (and appended to) only when the peer is a trusted proxy; otherwise they are replaced.
-// The header values are taken from vals.
+// untrustedForwarding are forwarding headers the gateway does not set but upstream frameworks
+// believe: the client's address (nginx realip, request-ip and the like), its port, scheme and path
+// prefix (Spring, ASP.NET, Django, Rack), the URL to route by (Symfony and IIS
+// X-Original-URL). Only a trusted proxy may send them; from anyone else they are dropped, like
+// X-Forwarded-For/-Proto/-Host are replaced. X-Real-IP is not listed: it is always set.
+var untrustedForwarding = [...]string{
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl",
+	"X-Forwarded-Scheme", "X-Original-Url", "X-Rewrite-Url", "X-Client-Ip", "True-Client-Ip",
+}
+
+// setForwarded writes X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-IP. Values from the
+// client are kept (and appended to) only when the peer is a trusted proxy; otherwise they are
+// replaced, and the other forwarding headers (untrustedForwarding) are dropped. The header
+// values are taken from vals.
 func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *headerValues) {
 	var peer netip.Addr
 	peerStr := ""
@@ -373,8 +388,23 @@ func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *he
 	} else {
 		out.Header["X-Forwarded-For"] = vals.one(peerStr)
 		out.Header["X-Forwarded-Host"] = vals.one(in.Host)
+		for _, k := range untrustedForwarding {
+			delete(out.Header, k) // absent on most requests: a lookup, no allocation
+		}
 	}
 	out.Header["X-Forwarded-Proto"] = vals.one(proto)
+	// X-Real-IP is the client IP the gateway determined (from a trusted proxy's
+	// X-Forwarded-For, else the peer), never the client's own claim. It is the peer's text,
+	// already formatted, unless a trusted proxy named another client.
+	realIP := peerStr
+	if info != nil && info.ClientIP.IsValid() && info.ClientIP != peer {
+		realIP = info.ClientIP.String()
+	}
+	if realIP != "" {
+		out.Header["X-Real-Ip"] = vals.one(realIP)
+	} else {
+		delete(out.Header, "X-Real-Ip")
+	}
 
 	// One allocation for the element (the host is quoted in place when it must be).
 	var b strings.Builder

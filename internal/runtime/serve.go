@@ -182,18 +182,18 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 		rt.geo.Resolve(r, info)
 	}
 
-	switch rt.table.Lookup(r.Host, r.Method, path, r.Header, r.URL.RawQuery, &info.Match) {
+	found := router.Found
+	if !rt.preflightRoute(r, path, info) {
+		found = rt.table.Lookup(r.Host, r.Method, path, r.Header, r.URL.RawQuery, &info.Match)
+	}
+	switch found {
 	case router.NotFound:
 		httpx.WriteError(w, r, http.StatusNotFound, httpx.CodeNotFound, "no route matches this request")
 		return
 	case router.MethodNotAllowed:
-		// A CORS preflight asks about another method: answer it on the route that would serve
-		// that method, if that route handles CORS.
-		if !rt.preflightRoute(r, path, info) {
-			w.Header().Set("Allow", info.Match.Allow())
-			httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "this method is not allowed on this path")
-			return
-		}
+		w.Header().Set("Allow", info.Match.Allow())
+		httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "this method is not allowed on this path")
+		return
 	}
 	route := rt.routes[info.Match.Route]
 	info.Route, info.Service = route.Name, route.Service
@@ -405,18 +405,17 @@ func (rt *Runtime) TargetStatuses() []telemetry.TargetStatus {
 	return out
 }
 
-// preflightRoute re-resolves a CORS preflight with the method it asks about; it reports
-// whether that finds a route with CORS configured (whose middleware then answers it).
+// preflightRoute routes a CORS preflight by the method it asks about, into info.Match, and
+// reports whether that finds a route with CORS configured (whose middleware then answers it).
+// It comes before the OPTIONS lookup: a route that serves OPTIONS, such as a catch-all
+// without methods, would otherwise take the preflight and proxy it, and the browser would
+// never get the CORS route's answer. Without such a route the preflight is an ordinary
+// OPTIONS request.
 func (rt *Runtime) preflightRoute(r *http.Request, path string, info *httpx.Info) bool {
 	if !cors.IsPreflight(r) {
 		return false
 	}
-	var m router.Match
-	if rt.table.Lookup(r.Host, r.Header.Get("Access-Control-Request-Method"), path, r.Header, r.URL.RawQuery, &m) != router.Found ||
-		!rt.routes[m.Route].cors {
-		return false
-	}
-	info.Match.Route, info.Match.Rest = m.Route, m.Rest
-	info.Match.Params = append(info.Match.Params[:0], m.Params...)
-	return true
+	// The Match is reset by the OPTIONS lookup that follows when this one is not used.
+	return rt.table.Lookup(r.Host, r.Header.Get("Access-Control-Request-Method"), path, r.Header, r.URL.RawQuery, &info.Match) == router.Found &&
+		rt.routes[info.Match.Route].cors
 }
