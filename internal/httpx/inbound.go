@@ -53,3 +53,34 @@ func DropUnderscoreFields(h http.Header) {
 		}
 	}
 }
+
+// untrustedForwarding are forwarding headers the gateway does not set but upstream frameworks
+// believe: the client's address (nginx realip, request-ip and the like), its port, scheme and
+// path prefix (Spring, ASP.NET, Django, Rack), the URL to route by (Symfony and IIS
+// X-Original-URL). Only a trusted proxy may send them. X-Real-IP is not listed: the proxy
+// always sets it.
+var untrustedForwarding = [...]string{
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl",
+	"X-Forwarded-Scheme", "X-Original-Url", "X-Rewrite-Url", "X-Client-Ip", "True-Client-Ip",
+}
+
+// IsUntrustedForwarding reports whether k (canonical) is one of the forwarding headers only a
+// trusted proxy may send (DropUntrustedForwarding).
+func IsUntrustedForwarding(k string) bool {
+	if len(k) < 11 || k[0] != 'X' && k[0] != 'T' {
+		return false // the common header names, cheaply
+	}
+	for _, u := range untrustedForwarding {
+		if k == u {
+			return true
+		}
+	}
+	return false
+}
+
+// DropUntrustedForwarding deletes the forwarding headers only a trusted proxy may send.
+func DropUntrustedForwarding(h http.Header) {
+	for _, k := range untrustedForwarding {
+		delete(h, k)
+	}
+}

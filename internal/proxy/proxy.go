@@ -344,20 +344,10 @@ func parseTemplate(tmpl string) []rewritePart {
 	return parts
 }
 
-// untrustedForwarding are forwarding headers the gateway does not set but upstream frameworks
-// believe: the client's address (nginx realip, request-ip and the like), its port, scheme and path
-// prefix (Spring, ASP.NET, Django, Rack), the URL to route by (Symfony and IIS
-// X-Original-URL). Only a trusted proxy may send them; from anyone else they are dropped, like
-// X-Forwarded-For/-Proto/-Host are replaced. X-Real-IP is not listed: it is always set.
-var untrustedForwarding = [...]string{
-	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl",
-	"X-Forwarded-Scheme", "X-Original-Url", "X-Rewrite-Url", "X-Client-Ip", "True-Client-Ip",
-}
-
 // setForwarded writes X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-IP. Values from the
 // client are kept (and appended to) only when the peer is a trusted proxy; otherwise they are
-// replaced, and the other forwarding headers (untrustedForwarding) are dropped. The header
-// values are taken from vals.
+// replaced (the other forwarding headers of untrusted peers were dropped on arrival:
+// httpx.DropUntrustedForwarding). The header values are taken from vals.
 func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *headerValues) {
 	var peer netip.Addr
 	peerStr := ""
@@ -388,9 +378,6 @@ func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *he
 	} else {
 		out.Header["X-Forwarded-For"] = vals.one(peerStr)
 		out.Header["X-Forwarded-Host"] = vals.one(in.Host)
-		for _, k := range untrustedForwarding {
-			delete(out.Header, k) // absent on most requests: a lookup, no allocation
-		}
 	}
 	out.Header["X-Forwarded-Proto"] = vals.one(proto)
 	// X-Real-IP is the client IP the gateway determined (from a trusted proxy's

@@ -56,6 +56,11 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.PeerText = httpx.AddrString(info.Peer, r.RemoteAddr)
 	}
 	info.ClientIP, info.PeerTrusted = httpx.ClientIP(info.Peer, r.Header["X-Forwarded-For"], rt.trusted)
+	if hdr.forwarding && !info.PeerTrusted {
+		// X-Forwarded-Port, X-Original-URL and the like: frameworks believe them, so only a
+		// trusted proxy's reach a policy or the upstream.
+		httpx.DropUntrustedForwarding(r.Header)
+	}
 	ex.sw = httpx.StatusWriter{ResponseWriter: w}
 	// The request's values go into its reqctx.Scope (the HTTP/1.x server made one; requests
 	// from net/http's server get one here), not into a context each.
@@ -250,6 +255,7 @@ type headerScan struct {
 	bytes      int  // the head's size, as max_header_bytes counts it
 	underscore bool // a field name contains "_"
 	connection bool // a Connection field is present
+	forwarding bool // a forwarding field only a trusted proxy may send is present
 }
 
 // scanHeader walks r's header once: its size approximates the request head the way a wire
@@ -262,6 +268,7 @@ func scanHeader(r *http.Request) headerScan {
 		}
 		s.underscore = s.underscore || strings.IndexByte(k, '_') >= 0
 		s.connection = s.connection || k == "Connection"
+		s.forwarding = s.forwarding || httpx.IsUntrustedForwarding(k)
 	}
 	return s
 }
