@@ -94,6 +94,8 @@ type Runtime struct {
 	services   map[string][]*upstream.Target
 	// geo resolves client countries before routing (nil without server.geo).
 	geo *edge.Geo
+	// secHeaders are the server's security headers, for answers outside any route.
+	secHeaders *edge.ServerHeaders
 	// upstreams are the compiled services by name.
 	upstreams map[string]*upstream.Service
 	// limits reads the rate-limit state of an identity over this config's limits.
@@ -113,7 +115,8 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 		deps.Logger = slog.Default()
 	}
 	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes),
-		underscore: parseUnderscorePolicy(cfg.Server.UnderscoreHeaders), pathParams: cfg.Server.PathParameters == "allow"}
+		underscore: parseUnderscorePolicy(cfg.Server.UnderscoreHeaders), pathParams: cfg.Server.PathParameters == "allow",
+		secHeaders: edge.NewServerHeaders(cfg)}
 	built := rt // "return nil, err" clears rt before this runs
 	defer func() {
 		if err != nil {

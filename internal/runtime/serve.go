@@ -115,6 +115,17 @@ func (rt *Runtime) logExchange(r *http.Request, ex *exchange, start time.Time) {
 	rt.logAccess(r, &ex.info, &ex.sw, status, start, time.Since(start))
 }
 
+// refuse answers r outside any route (a malformed request, no route, a method the route does
+// not serve) with the server's security headers and the gateway's JSON error.
+func (rt *Runtime) refuse(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	rt.secHeaders.Apply(w.Header(), r.TLS != nil)
+	httpx.WriteError(w, r, status, code, msg)
+}
+
+// SecurityHeaders adds the server's security headers to h, for an answer the server gives
+// before the runtime (a refused head, load shedding, the HTTPS redirect).
+func (rt *Runtime) SecurityHeaders(h http.Header, tls bool) { rt.secHeaders.Apply(h, tls) }
+
 // CodeResponseAborted is the access log's error code for a response cut short after its status
 // line went out, when the handler gave no more precise one.
 const CodeResponseAborted = "response_aborted"
@@ -139,29 +150,29 @@ func (rt *Runtime) LogRefusal(r *http.Request, info *httpx.Info, sw *httpx.Statu
 
 func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Info, tel *telemetry.Request, hdr headerScan) {
 	if hdr.bytes > rt.maxHdr {
-		httpx.WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge, httpx.CodeHeadersTooLarge, "request headers are too large")
+		rt.refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, httpx.CodeHeadersTooLarge, "request headers are too large")
 		return
 	}
 	if r.Method == http.MethodConnect {
 		// A gateway routes requests to services; it is not a forward proxy, and a CONNECT
 		// forwarded as a request would reach the upstream as "CONNECT /".
-		httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "CONNECT is not supported")
+		rt.refuse(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "CONNECT is not supported")
 		return
 	}
 	if hasLower(r.Method) {
 		// Methods are case-sensitive, so "post" matches no route limited to POST, yet many
 		// upstream servers upper-case it: it would pass a method-scoped policy as an unknown
 		// method and run as POST. nginx refuses such methods too.
-		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "the method must be in upper case")
+		rt.refuse(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "the method must be in upper case")
 		return
 	}
 	if hdr.underscore && rt.underscore == underscoreReject {
-		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "header names with underscores are not accepted")
+		rt.refuse(w, r, http.StatusBadRequest, httpx.CodeBadRequest, "header names with underscores are not accepted")
 		return
 	}
 	raw, ok := rawPath(r)
 	if !ok {
-		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, "the request target is not a path")
+		rt.refuse(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, "the request target is not a path")
 		return
 	}
 	path, err := router.NormalizePath(raw)
@@ -171,14 +182,14 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 			reason = "invalid path: " + pe.Reason
 		}
 		rt.logger.Warn("rejected ambiguous path", "request_id", info.RequestID, "client_ip", info.ClientIP.String(), "reason", err.Error())
-		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, reason)
+		rt.refuse(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, reason)
 		return
 	}
 	if !rt.pathParams && strings.IndexByte(path, ';') >= 0 {
 		// "/admin;x/secret" is "/admin/secret" to Tomcat, Jetty and Spring, while it matches no
 		// route the gateway has for /admin: refused, unless server.path_parameters allows it.
 		rt.logger.Warn("rejected ambiguous path", "request_id", info.RequestID, "client_ip", info.ClientIP.String(), "reason", "path parameters")
-		httpx.WriteError(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, "invalid path: path parameters (;) are not accepted")
+		rt.refuse(w, r, http.StatusBadRequest, httpx.CodeInvalidPath, "invalid path: path parameters (;) are not accepted")
 		return
 	}
 	info.Path = path
@@ -193,11 +204,11 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 	}
 	switch found {
 	case router.NotFound:
-		httpx.WriteError(w, r, http.StatusNotFound, httpx.CodeNotFound, "no route matches this request")
+		rt.refuse(w, r, http.StatusNotFound, httpx.CodeNotFound, "no route matches this request")
 		return
 	case router.MethodNotAllowed:
 		w.Header().Set("Allow", info.Match.Allow())
-		httpx.WriteError(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "this method is not allowed on this path")
+		rt.refuse(w, r, http.StatusMethodNotAllowed, httpx.CodeMethodNotAllowed, "this method is not allowed on this path")
 		return
 	}
 	route := rt.routes[info.Match.Route]
@@ -208,7 +219,7 @@ func (rt *Runtime) serve(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 
 	if r.ContentLength > route.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
-		httpx.WriteError(w, r, http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large")
+		rt.refuse(w, r, http.StatusRequestEntityTooLarge, httpx.CodeBodyTooLarge, "request body is too large")
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {

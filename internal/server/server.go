@@ -408,11 +408,13 @@ func (s *Server) refuseGuarded(w http.ResponseWriter, r *http.Request, status in
 // request ID id, and has the current runtime log and count it like any other answer.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, id string, status int, code, msg string) {
 	start := time.Now()
+	rt := s.current.Load()
 	info := &httpx.Info{RequestID: id}
 	r = r.WithContext(httpx.WithInfo(r.Context(), info))
+	rt.SecurityHeaders(w.Header(), r.TLS != nil || connTLS(r) != nil)
 	sw := &httpx.StatusWriter{ResponseWriter: w}
 	httpx.WriteError(sw, r, status, code, msg)
-	s.current.Load().LogRefusal(r, info, sw, start)
+	rt.LogRefusal(r, info, sw, start)
 }
 
 // redirectHTTPS answers with a permanent redirect to the same URL over https, logged and

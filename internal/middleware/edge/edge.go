@@ -192,20 +192,55 @@ func New(cfg *config.Config, route *config.Route, deps middleware.Deps) (middlew
 	for _, k := range p.headers.RemoveUpstreamHeaders {
 		p.remove = append(p.remove, textproto.CanonicalMIMEHeaderKey(k))
 	}
+	p.set, p.hsts = securityFields(p.headers)
+	return p.wrap, nil
+}
+
+// securityFields are the response fields sh adds (HSTS apart: it goes on TLS responses only).
+func securityFields(sh config.SecurityHeaders) (set [][2]string, hsts string) {
 	for _, kv := range [][2]string{
-		{"Content-Security-Policy", p.headers.ContentSecurityPolicy},
-		{"X-Content-Type-Options", p.headers.ContentTypeOptions},
-		{"X-Frame-Options", p.headers.FrameOptions},
-		{"Referrer-Policy", p.headers.ReferrerPolicy},
+		{"Content-Security-Policy", sh.ContentSecurityPolicy},
+		{"X-Content-Type-Options", sh.ContentTypeOptions},
+		{"X-Frame-Options", sh.FrameOptions},
+		{"Referrer-Policy", sh.ReferrerPolicy},
 	} {
 		if kv[1] != "" && kv[1] != "off" {
-			p.set = append(p.set, kv)
+			set = append(set, kv)
 		}
 	}
-	if p.headers.HSTS != "off" {
-		p.hsts = p.headers.HSTS
+	if sh.HSTS != "off" {
+		hsts = sh.HSTS
 	}
-	return p.wrap, nil
+	return set, hsts
+}
+
+// ServerHeaders are the server's security headers for answers the gateway gives outside any
+// route (404, 405, a malformed request): the fields a route without its own security_headers
+// adds, so a scanner or a browser sees the same policy on every response.
+type ServerHeaders struct {
+	set  [][2]string
+	hsts string
+}
+
+// NewServerHeaders compiles cfg's server-wide security headers.
+func NewServerHeaders(cfg *config.Config) *ServerHeaders {
+	h := &ServerHeaders{}
+	h.set, h.hsts = securityFields(config.EffectiveSecurityHeaders(cfg.Server.SecurityHeaders, nil))
+	return h
+}
+
+// Apply adds the fields hdr does not have yet (HSTS on TLS only).
+func (h *ServerHeaders) Apply(hdr http.Header, tls bool) {
+	for _, kv := range h.set {
+		if _, ok := hdr[kv[0]]; !ok {
+			hdr[kv[0]] = []string{kv[1]}
+		}
+	}
+	if tls && h.hsts != "" {
+		if _, ok := hdr["Strict-Transport-Security"]; !ok {
+			hdr["Strict-Transport-Security"] = []string{h.hsts}
+		}
+	}
 }
 
 func (p *policy) wrap(next http.Handler) http.Handler {
