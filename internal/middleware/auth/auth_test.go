@@ -223,6 +223,9 @@ func TestJWTAttacks(t *testing.T) {
 		{"empty bearer", []string{"Authorization", "Bearer "}, "/users/1", 401, "invalid_token"},
 		{"expired", bearer(f.rsa.sign(t, jwt.MapClaims{"permissions": []string{"users:read"}, "exp": past, "iat": past - 60})), "/users/1", 401, "token_expired"},
 		{"expired and forged is invalid, not expired", bearer(expiredForged), "/users/1", 401, "invalid_token"},
+		// A new token with the same audience or issuer would fail again: not "expired".
+		{"expired with a wrong aud is invalid", bearer(f.rsa.sign(t, jwt.MapClaims{"aud": "other", "exp": past, "iat": past - 60})), "/users/1", 401, "invalid_token"},
+		{"expired with a wrong iss is invalid", bearer(f.rsa.sign(t, jwt.MapClaims{"iss": "https://evil.test/", "exp": past, "iat": past - 60})), "/users/1", 401, "invalid_token"},
 		{"not yet valid", bearer(f.rsa.sign(t, jwt.MapClaims{"nbf": future})), "/users/1", 401, "invalid_token"},
 		{"issued in the future", bearer(f.rsa.sign(t, jwt.MapClaims{"iat": future})), "/users/1", 401, "invalid_token"},
 		{"no exp", bearer(f.rsa.sign(t, jwt.MapClaims{"exp": nil, "permissions": []string{"users:read"}})), "/users/1", 401, "invalid_token"},

@@ -295,9 +295,11 @@ func (is *issuer) verify(ctx context.Context, token string, hash cacheKey) (*ver
 			te.subject = s
 		}
 		// Only an authentic token is "expired": a forged one fails on its signature first, and
-		// a malformed one is invalid even if it has expired too.
+		// a malformed one, or one for another audience or issuer, is invalid even if it has
+		// expired too (a client told "expired" would fetch a new token that fails again).
 		te.expired = errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, errMalformedClaim) &&
-			!errors.Is(err, jwt.ErrInvalidType)
+			!errors.Is(err, jwt.ErrInvalidType) && !errors.Is(err, jwt.ErrTokenInvalidAudience) &&
+			!errors.Is(err, jwt.ErrTokenInvalidIssuer) && !errors.Is(err, jwt.ErrTokenRequiredClaimMissing)
 		return nil, te
 	}
 	v := &verified{issuer: is.name, claims: claims}
