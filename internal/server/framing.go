@@ -391,32 +391,66 @@ func (l *framingListener) Accept() (net.Conn, error) {
 // after the handshake an HTTP/2 connection is handed to net/http as the *tls.Conn it is (net/http
 // then speaks h2 on it), while an HTTP/1.1 connection is wrapped in the framing guard first.
 // Handshakes run concurrently, bounded by a timeout, so a slow client cannot stall accepting.
+//
+// Accepting starts with the first Accept, so a listener a reload builds and then discards (the
+// reload failed) never takes a connection from the socket it shares with the serving one.
 type tlsSplitListener struct {
 	net.Listener
-	cfg     *tls.Config
-	timeout time.Duration
-	maxHead int
-	conns   chan net.Conn
-	errc    chan error
-	done    chan struct{}
-	once    sync.Once
+	cfg      *tls.Config
+	timeout  time.Duration
+	maxHead  int
+	conns    chan net.Conn
+	errc     chan error
+	done     chan struct{}
+	once     sync.Once
+	start    sync.Once
+	started  atomic.Bool
+	loopDone chan struct{} // closed when acceptLoop returns
+	pending  atomic.Int64  // connections taken from the socket and not yet handed to Accept
+	draining atomic.Bool
 }
 
 func newTLSSplitListener(raw net.Listener, cfg *tls.Config, handshakeTimeout time.Duration, serverMaxHeaderBytes int) *tlsSplitListener {
 	if handshakeTimeout <= 0 {
 		handshakeTimeout = 10 * time.Second
 	}
-	l := &tlsSplitListener{Listener: raw, cfg: cfg, timeout: handshakeTimeout, maxHead: serverMaxHeaderBytes + 4096,
-		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
-	go l.acceptLoop()
-	return l
+	return &tlsSplitListener{Listener: raw, cfg: cfg, timeout: handshakeTimeout, maxHead: serverMaxHeaderBytes + 4096,
+		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{}), loopDone: make(chan struct{})}
+}
+
+// Drain stops taking connections from the socket and waits (up to ctx) until every connection
+// it took has finished its handshake and been handed to Accept, or failed: closing at once
+// would drop the connections of clients that connected just before a reload. The server keeps
+// calling Accept meanwhile; Close ends it.
+func (l *tlsSplitListener) Drain(ctx context.Context) {
+	l.draining.Store(true)
+	_ = l.Listener.Close()
+	if !l.started.Load() {
+		return // never accepted: nothing taken
+	}
+	select {
+	case <-l.loopDone: // no connection is taken from now on
+	case <-ctx.Done():
+		return
+	}
+	for l.pending.Load() > 0 {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (l *tlsSplitListener) acceptLoop() {
+	defer close(l.loopDone)
 	var backoff time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
+			if l.draining.Load() {
+				return // Drain closed the socket's view; the server goes on taking what is pending
+			}
 			if h1.TemporaryAcceptError(err) {
 				// Out of file descriptors and the like: wait and accept again, as net/http's
 				// server does. Ending the loop would leave the listener deaf for good.
@@ -435,11 +469,13 @@ func (l *tlsSplitListener) acceptLoop() {
 			return
 		}
 		backoff = 0
+		l.pending.Add(1)
 		go l.handshake(c)
 	}
 }
 
 func (l *tlsSplitListener) handshake(c net.Conn) {
+	defer l.pending.Add(-1)
 	tc := tls.Server(c, l.cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	err := tc.HandshakeContext(ctx)
@@ -460,6 +496,7 @@ func (l *tlsSplitListener) handshake(c net.Conn) {
 }
 
 func (l *tlsSplitListener) Accept() (net.Conn, error) {
+	l.start.Do(func() { l.started.Store(true); go l.acceptLoop() })
 	select {
 	case c := <-l.conns:
 		return c, nil

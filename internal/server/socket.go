@@ -150,6 +150,23 @@ type stdServer struct {
 	ln     atomic.Pointer[net.Listener]
 	served chan struct{} // closed when Serve returned
 	fresh  sync.Map      // connections that have not begun a request yet
+	// accepted counts the connections Accept returned, registered those net/http has seen as
+	// new: between the two, a connection is on its way to being fresh.
+	accepted, registered atomic.Int64
+}
+
+// countingListener counts what Accept returns.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 func newStdServer(hs *http.Server) *stdServer {
@@ -157,6 +174,7 @@ func newStdServer(hs *http.Server) *stdServer {
 	hs.ConnState = func(c net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			s.fresh.Store(c, struct{}{})
+			s.registered.Add(1)
 		} else {
 			s.fresh.Delete(c)
 		}
@@ -167,18 +185,32 @@ func newStdServer(hs *http.Server) *stdServer {
 func (s *stdServer) Serve(ln net.Listener) error {
 	s.ln.Store(&ln)
 	defer close(s.served)
-	return s.Server.Serve(ln)
+	return s.Server.Serve(countingListener{ln, &s.accepted})
 }
 
 func (s *stdServer) Shutdown(ctx context.Context) error {
 	deadline := time.Now().Add(h1.NewConnGrace)
 	if ln := s.ln.Load(); ln != nil {
-		_ = (*ln).Close()
-		// Once Serve has returned, every connection it accepted has been counted as fresh.
-		select {
-		case <-s.served:
-		case <-ctx.Done():
-		case <-time.After(time.Until(deadline)):
+		if d, ok := (*ln).(interface{ Drain(context.Context) }); ok {
+			// TLS: the listener hands over the connections whose handshakes it runs; Serve,
+			// still running, takes them (and counts them as fresh) before it is stopped.
+			dctx, cancel := context.WithDeadline(ctx, deadline)
+			d.Drain(dctx)
+			cancel()
+			// The last connection Drain handed over may still be on its way out of Accept,
+			// not yet counted: give it a moment to be.
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		} else {
+			_ = (*ln).Close()
+			// Once Serve has returned, every connection it accepted has been counted as fresh.
+			select {
+			case <-s.served:
+			case <-ctx.Done():
+			case <-time.After(time.Until(deadline)):
+			}
 		}
 	}
 	for s.waiting() && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -189,6 +221,9 @@ func (s *stdServer) Shutdown(ctx context.Context) error {
 
 // waiting reports whether an accepted connection has not begun its first request yet.
 func (s *stdServer) waiting() bool {
+	if s.registered.Load() < s.accepted.Load() {
+		return true
+	}
 	found := false
 	s.fresh.Range(func(_, _ any) bool { found = true; return false })
 	return found
