@@ -37,28 +37,37 @@ type envScanner struct {
 	line, col int
 
 	lineStart bool   // nothing but indentation seen on this line yet
+	lineBegin int    // offset of this line's first byte
 	indent    string // this line's indentation
 	last      byte   // the last character of the document structure on this line (0: none)
+	indicator bool   // last is an indicator ("- ", "? ", ": ") rather than scalar text
+	prop      bool   // in a tag or anchor ("!t ", "&a ") that a node's content follows
+	nodeCol   int    // column of the last node that began on this line
+	dashCol   int    // column of the last "- " on this line
 	comment   bool   // in a comment until the line ends
 	double    bool   // in a double-quoted scalar
 	single    bool   // in a single-quoted scalar
 	flow      int    // open flow collections
 
-	// A block scalar ("|" or ">") holds every following line indented deeper than the line
-	// that introduced it (blockParent: that line's indentation width; -1: none).
+	// A block scalar ("|" or ">") holds every following line indented deeper than the node
+	// that owns it (blockParent: that node's column, the key's or the "- "'s; -1: none).
 	blockParent int
 	inBlock     bool
 }
 
-// atScalarStart reports whether a scalar starting here would begin at its node's start (after a
-// key's ": ", a "- ", a flow "[", "{" or ",", or at the start of a line).
+// atScalarStart reports whether a scalar starting here would begin at its node's start: at the
+// start of a line, after a key's ": ", a "- " or "? " entry, a tag or an anchor, or in a flow
+// collection after "[", "{" or ",".
 func (e *envScanner) atScalarStart() bool {
 	switch e.last {
-	case 0, '[', '{', ',':
+	case 0, ' ': // ' ': after a tag or an anchor
 		return true
+	case '[', '{', ',':
+		return e.flow > 0
 	case ':', '-', '?':
-		// Indicators only when a space follows them: "a:b" and "a-b" are plain text.
-		return e.i > 0 && (e.s[e.i-1] == ' ' || e.s[e.i-1] == '\t')
+		// Indicators only when a space follows them: "a:b" and "a-b" are plain text, and so
+		// is " - " inside a scalar.
+		return e.indicator && e.i > 0 && (e.s[e.i-1] == ' ' || e.s[e.i-1] == '\t')
 	}
 	return false
 }
@@ -68,7 +77,8 @@ func (e *envScanner) emit(c byte) {
 	e.i++
 	if c == '\n' {
 		e.line, e.col = e.line+1, 1
-		e.lineStart, e.indent, e.last, e.comment = true, "", 0, false
+		e.lineStart, e.indent, e.last, e.comment, e.prop = true, "", 0, false, false
+		e.lineBegin, e.nodeCol, e.dashCol = e.i, 0, 0
 		return
 	}
 	e.col++
@@ -133,10 +143,16 @@ func (e *envScanner) step(lookup func(string) (string, bool)) {
 	case c == '#' && (e.last == 0 || e.i > 0 && (s[e.i-1] == ' ' || s[e.i-1] == '\t')):
 		e.comment = true
 	case c == ' ' || c == '\t' || c == '\r':
+		if e.prop {
+			// A tag or anchor ends: the node's content starts after it.
+			e.prop, e.last = false, ' '
+		}
 		e.emit(c)
 		return // spacing does not change where a scalar starts
 	default:
 		start := e.atScalarStart()
+		col := e.i - e.lineBegin
+		e.indicator = false
 		switch {
 		case start && c == '"':
 			e.double = true
@@ -147,7 +163,19 @@ func (e *envScanner) step(lookup func(string) (string, bool)) {
 		case e.flow > 0 && (c == ']' || c == '}'):
 			e.flow--
 		case start && (c == '|' || c == '>') && e.flow == 0:
-			e.blockParent = len(e.indent)
+			e.blockParent = e.nodeCol
+			if e.last == '-' {
+				e.blockParent = e.dashCol
+			}
+		case start && (c == '!' || c == '&'):
+			e.prop = true
+		case start && (c == '-' || c == '?'):
+			e.indicator, e.dashCol = true, col
+		case c == ':':
+			e.indicator = true
+		}
+		if start && !e.indicator && !e.prop {
+			e.nodeCol = col
 		}
 		e.last = c
 	}
@@ -168,7 +196,9 @@ func (e *envScanner) reference(lookup func(string) (string, bool)) {
 	}
 	ref := s[e.i+2 : e.i+end]
 	line, col := e.line, e.col
-	start := e.atScalarStart()
+	// At the start of a line (outside a flow collection) a value may go on a plain scalar of
+	// the line above: it is not taken as a whole scalar (quoted), only inserted if it is safe.
+	start := e.atScalarStart() && !(e.last == 0 && e.flow == 0)
 	e.i += end + 1
 	e.col += end + 1
 	name, def, hasDef := strings.Cut(ref, ":-")
@@ -209,11 +239,11 @@ func (e *envScanner) reference(lookup func(string) (string, bool)) {
 		e.b.WriteByte('"')
 		writeDoubleQuoted(&e.b, v)
 		e.b.WriteByte('"')
-		e.last = '"'
+		e.last, e.indicator = '"', false
 	case plainSafe(v, start, e.flow > 0):
 		e.b.WriteString(v)
 		if v != "" {
-			e.last = v[len(v)-1]
+			e.last, e.indicator = 'x', false // inside a plain scalar now
 		}
 	default:
 		e.errs = append(e.errs, &FieldError{File: e.file, Line: line, Col: col,

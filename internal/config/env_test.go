@@ -86,6 +86,8 @@ func FuzzEnvValue(f *testing.F) {
 		"version: 1\nadmin:\n  token: ${V}\n",
 		"version: 1\nadmin: { token: ${V}, address: \"127.0.0.1:1\" }\n",
 		"version: 1\nadmin:\n  token: \"${V}\"\n",
+		"version: 1\nadmin:\n  token: !!str ${V}\n",
+		"version: 1\nlisteners:\n  - name: |\n      x\n    address: \":1\"\nadmin:\n  token: ${V}\n",
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		env := func(k string) (string, bool) { return v, k == "V" }
