@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -26,23 +27,46 @@ services: [{ name: echo, targets: [{ url: "http://${ECHO}" }] }]
 routes: [{ name: r, match: { path: /** }, service: echo }]
 `
 	g := startGateway(t, y, map[string]string{"ECHO": hostPort(echo), "MC": "1000", "H2C": "false", "LISTEN": freeAddr(t)})
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var ok, bad int
-	var errs []string
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: true}
+	load := startLoad(6, g.base+"/x", nil)
+	for i := range 100 {
+		g.env["MC"] = fmt.Sprint(1000 + i)
+		g.env["H2C"] = fmt.Sprint(i%2 == 1)
+		if err := g.reload(y); err != nil {
+			load.stop()
+			t.Fatal(err)
+		}
+	}
+	ok, bad, errs := load.stop()
+	t.Logf("%d requests served across 100 listener changes", ok)
+	if bad > 0 || ok == 0 {
+		t.Fatalf("%d requests failed (%d served) during listener changes: %v", bad, ok, errs)
+	}
+}
+
+// load is clients sending GETs, each on a new connection, until stop.
+type load struct {
+	done    chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	ok, bad int
+	errs    []string
+}
+
+// startLoad starts n clients GETting url (tlsConf: nil for plain HTTP).
+func startLoad(n int, url string, tlsConf *tls.Config) *load {
+	l := &load{done: make(chan struct{})}
+	for range n {
+		l.wg.Go(func() {
+			tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsConf}
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr}
 			for {
 				select {
-				case <-stop:
+				case <-l.done:
 					return
 				default:
 				}
-				resp, err := c.Get(g.base + "/x")
+				resp, err := c.Get(url)
 				failure := ""
 				if err != nil {
 					failure = err.Error()
@@ -53,34 +77,28 @@ routes: [{ name: r, match: { path: /** }, service: echo }]
 						failure = resp.Status
 					}
 				}
-				mu.Lock()
+				l.mu.Lock()
 				if failure == "" {
-					ok++
+					l.ok++
 				} else {
-					bad++
-					if len(errs) < 5 {
-						errs = append(errs, failure)
+					l.bad++
+					if len(l.errs) < 5 {
+						l.errs = append(l.errs, failure)
 					}
 				}
-				mu.Unlock()
+				l.mu.Unlock()
 			}
 		})
 	}
-	for i := range 100 {
-		g.env["MC"] = fmt.Sprint(1000 + i)
-		g.env["H2C"] = fmt.Sprint(i%2 == 1)
-		if err := g.reload(y); err != nil {
-			close(stop)
-			wg.Wait()
-			t.Fatal(err)
-		}
-	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d requests served across 100 listener changes", ok)
-	if bad > 0 || ok == 0 {
-		t.Fatalf("%d requests failed (%d served) during listener changes: %v", bad, ok, errs)
-	}
+	return l
+}
+
+// stop ends the load and reports how many requests were served, how many failed, and the first
+// failures.
+func (l *load) stop() (ok, bad int, errs []string) {
+	close(l.done)
+	l.wg.Wait()
+	return l.ok, l.bad, l.errs
 }
 
 // TestListenerPortNotShared checks that another process cannot join a listener's port: the

@@ -3,21 +3,19 @@ package server
 import (
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/testutil/certs"
 )
 
-// TestFailedReloadKeepsTLSConnections: a reload that fails must leave the serving listeners
-// untouched, so the TLS listener a failed reload built must not have taken connections from
-// the socket it shares with the serving one (it starts accepting only when served). Here each reload changes the
-// TLS listener "public" (same address) and a second listener whose certificate file is not a
-// certificate, so the reload fails after public's new generation was built.
+// TestFailedReloadKeepsTLSConnections checks that a reload that fails leaves the serving
+// listeners untouched: the TLS listener a failed reload built must not have taken connections
+// from the socket it shares with the serving one (it starts accepting only when served). Each
+// reload changes the TLS listener "public" (same address) and a second listener whose
+// certificate file is not a certificate, so the reload fails after public's new generation
+// was built.
 func TestFailedReloadKeepsTLSConnections(t *testing.T) {
 	dir := t.TempDir()
 	ca := certs.NewCA(t, "server CA")
@@ -37,46 +35,7 @@ routes: [{ name: r, match: { path: /** }, service: echo }]
 `
 	g := startGateway(t, y, map[string]string{"ECHO": hostPort(echo), "MC": "1000", "CRT": crt, "KEY": key, "OCRT": crt, "OTHER": freeAddr(t)})
 	base := "https://" + g.addr
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var ok, badN int
-	var errs []string
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Get(base + "/x")
-				failure := ""
-				if err != nil {
-					failure = err.Error()
-				} else {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						failure = resp.Status
-					}
-				}
-				mu.Lock()
-				if failure == "" {
-					ok++
-				} else {
-					badN++
-					if len(errs) < 3 {
-						errs = append(errs, failure)
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	load := startLoad(6, base+"/x", &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
 	g.env["OCRT"] = bad
 	failed := 0
 	for i := range 200 {
@@ -85,8 +44,7 @@ routes: [{ name: r, match: { path: /** }, service: echo }]
 			failed++
 		}
 	}
-	close(stop)
-	wg.Wait()
+	ok, badN, errs := load.stop()
 	t.Logf("%d reloads failed as intended; %d requests served", failed, ok)
 	if failed == 0 {
 		t.Fatal("the reloads did not fail: the test checks nothing")
