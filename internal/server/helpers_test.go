@@ -37,6 +37,15 @@ type gateway struct {
 	env    map[string]string
 }
 
+// echoGateway starts a gateway with one service, "b", an echo backend, and rest after it
+// (its routes and anything else).
+func echoGateway(t *testing.T, rest string) *gateway {
+	t.Helper()
+	be := newEcho(t, "b")
+	return startGateway(t, "version: 1\nlisteners: [{ name: public, address: \"${LISTEN}\" }]\n"+
+		"services: [{ name: b, targets: [{ url: \"http://${B}\" }] }]\n"+rest, map[string]string{"B": hostPort(be)})
+}
+
 // startGateway loads yaml (with ${NAME} from env; LISTEN is set to a free port) and starts it.
 func startGateway(t *testing.T, yaml string, env map[string]string) *gateway {
 	t.Helper()

@@ -48,17 +48,13 @@ routes:
 // TestStripPrefixIsNormalized checks that strip_prefix is compared in the same normalized form
 // as the route's path: "/%7ebob" strips "/~bob".
 func TestStripPrefixIsNormalized(t *testing.T) {
-	be := newEcho(t, "b")
-	g := startGateway(t, `
-version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-services: [{ name: b, targets: [{ url: "http://${B}" }] }]
+	g := echoGateway(t, `
 routes:
   - name: home
     match: { path: "/%7ebob/**" }
     service: b
     strip_prefix: "/%7ebob"
-`, map[string]string{"B": hostPort(be)})
+`)
 	resp, body := g.get(t, "/~bob/profile")
 	if resp.StatusCode != 200 {
 		t.Fatalf("route did not match: %d %s", resp.StatusCode, body)

@@ -11,11 +11,7 @@ import (
 // catch-all route without methods also matches its OPTIONS request. Other OPTIONS requests
 // keep the ordinary lookup.
 func TestPreflightAnsweredByCORSRouteDespiteCatchAll(t *testing.T) {
-	be := newEcho(t, "b")
-	g := startGateway(t, `
-version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-services: [{ name: b, targets: [{ url: "http://${B}" }] }]
+	g := echoGateway(t, `
 routes:
   - name: api
     match: { path: /api/items, methods: [GET, PUT] }
@@ -25,7 +21,7 @@ routes:
   - name: fallback
     match: { path: /** }
     service: b
-`, map[string]string{"B": hostPort(be)})
+`)
 	tests := []struct {
 		name, path, ask string
 		wantStatus      int
@@ -191,17 +187,13 @@ routes:
 // strip_prefix with a trailing slash strips the bare prefix too: "/api" with strip_prefix
 // "/api/" goes upstream as "/", as "/api/x" goes as "/x".
 func TestStripPrefixTrailingSlashStripsBarePrefix(t *testing.T) {
-	be := newEcho(t, "b")
-	g := startGateway(t, `
-version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-services: [{ name: b, targets: [{ url: "http://${B}" }] }]
+	g := echoGateway(t, `
 routes:
   - name: api
     match: { path: /api/** }
     service: b
     strip_prefix: /api/
-`, map[string]string{"B": hostPort(be)})
+`)
 	for _, tt := range []struct{ in, want string }{
 		{"/api/x", "/x"},
 		{"/api/", "/"},
