@@ -243,15 +243,7 @@ func authorized(r *http.Request, token string) bool {
 // local address) is refused: it cannot show it is local.
 func loopbackConn(r *http.Request) bool {
 	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok || a == nil {
-		return false
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return false
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
+	return ok && a != nil && config.IsLoopbackAddress(a.String())
 }
 
 // loopbackHost reports whether a Host header names the local machine.

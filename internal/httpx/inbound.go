@@ -84,3 +84,22 @@ func DropUntrustedForwarding(h http.Header) {
 		delete(h, k)
 	}
 }
+
+// ForwardedOrigin is the scheme and host the gateway tells the upstream in X-Forwarded-Proto
+// and X-Forwarded-Host: a trusted proxy's values when the peer is one and sent them, else the
+// connection's scheme and the request's Host. The response cache keys on the same.
+func ForwardedOrigin(r *http.Request, trusted bool) (proto, host string) {
+	proto, host = "http", r.Host
+	if r.TLS != nil {
+		proto = "https"
+	}
+	if trusted {
+		if v := r.Header["X-Forwarded-Proto"]; len(v) > 0 && v[0] != "" {
+			proto = v[0]
+		}
+		if v := r.Header["X-Forwarded-Host"]; len(v) > 0 && v[0] != "" {
+			host = v[0]
+		}
+	}
+	return proto, host
+}

@@ -357,28 +357,17 @@ func (h *Handler) setForwarded(in, out *http.Request, info *httpx.Info, vals *he
 		peerStr = httpx.AddrString(peer, in.RemoteAddr)
 	}
 	trusted := info != nil && info.PeerTrusted
-	proto := "http"
-	if in.TLS != nil {
-		proto = "https"
-	}
 	if trusted {
 		xff := strings.Join(in.Header["X-Forwarded-For"], ", ")
 		if xff != "" {
 			xff += ", "
 		}
 		out.Header["X-Forwarded-For"] = vals.one(xff + peerStr)
-		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
-			proto = v
-		}
-		host := in.Header.Get("X-Forwarded-Host")
-		if host == "" {
-			host = in.Host
-		}
-		out.Header["X-Forwarded-Host"] = vals.one(host)
 	} else {
 		out.Header["X-Forwarded-For"] = vals.one(peerStr)
-		out.Header["X-Forwarded-Host"] = vals.one(in.Host)
 	}
+	proto, host := httpx.ForwardedOrigin(in, trusted)
+	out.Header["X-Forwarded-Host"] = vals.one(host)
 	out.Header["X-Forwarded-Proto"] = vals.one(proto)
 	// X-Real-IP is the client IP the gateway determined (from a trusted proxy's
 	// X-Forwarded-For, else the peer), never the client's own claim. It is the peer's text,

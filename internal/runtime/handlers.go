@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"os"
 	"slices"
 	"strings"
@@ -118,8 +117,8 @@ func (rt *Runtime) grpcHandler(rc *config.Route, svc *config.Service, deps Deps)
 // stripped from every client request, so only the gateway's values can be there).
 func (rt *Runtime) callHeaders(forward []string) []string {
 	out := rt.Config.AuthStripHeaders()
-	for _, h := range forward {
-		if h = textproto.CanonicalMIMEHeaderKey(h); !slices.Contains(out, h) {
+	for _, h := range config.CanonicalHeaders(forward) {
+		if !slices.Contains(out, h) {
 			out = append(out, h)
 		}
 	}

@@ -314,7 +314,8 @@ func (s *Server) serveLocked(l *listener) {
 	s.listeners = append(s.listeners, l)
 	go func() {
 		defer close(l.done)
-		// net.ErrClosed: a net/http server's Shutdown closes its listener before it shuts down.
+		// net.ErrClosed: stdServer.Shutdown closes (or drains) its listener before net/http's
+		// Shutdown runs, so Serve sees the listener closed.
 		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.logger.Error("listener stopped", "listener", l.name, "error", err.Error())
 		}
@@ -411,7 +412,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, id string, statu
 	rt := s.current.Load()
 	info := &httpx.Info{RequestID: id}
 	r = r.WithContext(httpx.WithInfo(r.Context(), info))
-	rt.SecurityHeaders(w.Header(), r.TLS != nil || connTLS(r) != nil)
+	rt.SecurityHeaders(w.Header(), r.TLS != nil) // listenerHandler has set r.TLS from the connection
 	sw := &httpx.StatusWriter{ResponseWriter: w}
 	httpx.WriteError(sw, r, status, code, msg)
 	rt.LogRefusal(r, info, sw, start)
@@ -421,11 +422,13 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, id string, statu
 // counted like any other answer.
 func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
 	start := time.Now()
+	rt := s.current.Load()
 	info := &httpx.Info{RequestID: httpx.RequestID(r.Header)}
 	w.Header().Set("X-Request-Id", info.RequestID)
+	rt.SecurityHeaders(w.Header(), r.TLS != nil)
 	sw := &httpx.StatusWriter{ResponseWriter: w}
 	writeHTTPSRedirect(sw, r, port)
-	s.current.Load().LogRefusal(r, info, sw, start)
+	rt.LogRefusal(r, info, sw, start)
 }
 
 func writeHTTPSRedirect(w http.ResponseWriter, r *http.Request, port int) {

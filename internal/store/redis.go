@@ -209,13 +209,7 @@ func (r *Redis) Allow(ctx context.Context, reqs []Request, res []Result) (bool, 
 		}
 	}
 	if err != nil {
-		if caller.Err() != nil {
-			// The client went away (or its own deadline passed): that says nothing about
-			// Redis, which must not be set aside for everyone else.
-			return false, fmt.Errorf("redis limiter: %w", err)
-		}
-		r.fail(err)
-		return false, fmt.Errorf("redis limiter: %w: %w", ErrUnavailable, err)
+		return false, r.fail(caller, err)
 	}
 	return allowed, nil
 }
@@ -362,7 +356,12 @@ func parseReply(v any, res []Result) (bool, error) {
 
 // fail records a failed call: Redis is bypassed for the backoff, and the failure is logged at
 // most every 10 seconds.
-func (r *Redis) fail(err error) {
+// fail notes a failed call made for parent: unless parent itself ended (the client went away
+// or its deadline passed, which says nothing about Redis), Redis is set aside for the back-off.
+func (r *Redis) fail(parent context.Context, err error) error {
+	if parent.Err() != nil {
+		return fmt.Errorf("redis limiter: %w", err)
+	}
 	r.failures.Add(1)
 	now := time.Now().UnixNano()
 	r.downUntil.Store(now + int64(r.backoff))
@@ -375,4 +374,5 @@ func (r *Redis) fail(err error) {
 		r.logger.Warn("redis store unavailable; limits follow their on_error policy",
 			"error", msg, "retry_in", r.backoff.String(), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
 	}
+	return fmt.Errorf("redis limiter: %w: %w", ErrUnavailable, err)
 }

@@ -331,7 +331,8 @@ func (s *Service) attempt(req *http.Request, t *Target, done func(Failure, int),
 		pt = new(perTry)
 		pt.sc.Init(parent) // a Scope: the upstream client registers with it without allocating
 		a = &pt.attemptRequest
-		out = req.WithContext(&pt.sc)
+		a.req = *req.WithContext(&pt.sc) // inlined: WithContext's copy stays on the stack
+		out = &a.req
 		pt.timer = time.AfterFunc(s.retry.PerTryTimeout, pt.expire)
 	} else {
 		// The request, its URL, the request and response bodies' wrappers in one allocation
@@ -415,8 +416,8 @@ type attemptRequest struct {
 	reqBody clientBody
 }
 
-// perTry is an attempt bounded by the per-try timeout, in one allocation with its wrappers (its
-// request, whose context is sc, is the one allocation WithContext makes).
+// perTry is an attempt bounded by the per-try timeout, in one allocation with its wrappers and
+// its request (whose context is sc).
 type perTry struct {
 	attemptRequest
 	sc    reqctx.Scope

@@ -205,18 +205,8 @@ func (h *handler) keyFor(path, rawQuery string, r *http.Request, info *httpx.Inf
 // lowercased and keeps its port, but for the scheme's default: "example.com:80" and
 // "example.com" name the same origin (RFC 9110 4.2.3).
 func originKey(r *http.Request, info *httpx.Info, withHost bool) string {
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if info != nil && info.PeerTrusted {
-		if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
-			scheme = strings.ToLower(v)
-		}
-		if v := r.Header.Get("X-Forwarded-Host"); v != "" {
-			host = v
-		}
-	}
+	scheme, host := httpx.ForwardedOrigin(r, info != nil && info.PeerTrusted)
+	scheme = strings.ToLower(scheme)
 	if !withHost {
 		return scheme
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/middleware"
 	rscors "github.com/rs/cors"
 )
@@ -54,6 +55,10 @@ type writer struct {
 	gateway [len(responseFields)][]string // as rs/cors left them (nil: not set)
 	done    bool                          // the final head is written
 }
+
+// AdoptHeader passes the proxy's header hand-off on: the gateway's fields are read from the
+// underlying writer's map when the head is written, so they are applied to the adopted one.
+func (w *writer) AdoptHeader(h http.Header) bool { return httpx.AdoptHeader(w.ResponseWriter, h) }
 
 func newWriter(w http.ResponseWriter) *writer {
 	cw := &writer{ResponseWriter: w}

@@ -353,7 +353,6 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 		}
 	}
 	redisChecked := allowed && len(s.rReq) > 0
-	memCounted := false
 	if redisChecked {
 		s.rRes = grow(s.rRes, len(s.rReq))
 		var err error
@@ -374,9 +373,7 @@ func (h *handler) checkRates(w http.ResponseWriter, r *http.Request, info *httpx
 			allowed, _ = h.mem.Allow(ctx, s.rReq, s.rRes)
 			copy(s.memRes, s.rRes[n:])
 			s.rReq, s.rRes = s.rReq[:n], s.rRes[:n]
-			memCounted = true
-		}
-		if allowed && len(s.memReq) > 0 && !memCounted {
+		} else if allowed && len(s.memReq) > 0 {
 			// A concurrent request may have taken the last memory token since the look: this
 			// one is then refused, counted by Redis alone.
 			allowed, _ = h.mem.Allow(ctx, s.memReq, s.memRes)
