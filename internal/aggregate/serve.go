@@ -485,10 +485,13 @@ func (h *Handler) writeMerged(w http.ResponseWriter, r *http.Request, st *state,
 	if prof != nil {
 		hdr.Set(HeaderProfile, prof.name)
 	}
+	h.respOps.Apply(hdr)
 	if len(degraded) > 0 {
 		hdr.Set(HeaderDegraded, strings.Join(degraded, ", "))
+		// A partial answer stands in for a failure of the moment: no cache (the gateway's
+		// or a client's) may keep it once the backend is back.
+		hdr.Set("Cache-Control", "no-store")
 	}
-	h.respOps.Apply(hdr)
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {

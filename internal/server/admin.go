@@ -316,16 +316,18 @@ func (rs registryStates) Services() []admin.ServiceState {
 }
 
 func (s *Server) refreshBreakerGauges() {
+	states := map[telemetry.BreakerKey]telemetry.BreakerState{}
 	for _, svc := range s.registry.Snapshot() {
 		if svc.Breaker != "" {
-			s.metrics.SetBreakerState(svc.Name, "", breakerGauge(svc.Breaker))
+			states[telemetry.BreakerKey{Service: svc.Name}] = breakerGauge(svc.Breaker)
 		}
 		for _, t := range svc.Targets {
 			if t.Breaker != "" {
-				s.metrics.SetBreakerState(svc.Name, t.URL, breakerGauge(t.Breaker))
+				states[telemetry.BreakerKey{Service: svc.Name, Target: t.URL}] = breakerGauge(t.Breaker)
 			}
 		}
 	}
+	s.metrics.ReplaceBreakerStates(states)
 }
 
 func breakerGauge(b upstream.BreakerState) telemetry.BreakerState {

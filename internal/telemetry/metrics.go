@@ -78,6 +78,8 @@ type Metrics struct {
 	authFail   *prometheus.CounterVec
 	cache      *prometheus.CounterVec
 	breaker    *prometheus.GaugeVec
+	breakerMu  sync.Mutex
+	breakerSet map[BreakerKey]BreakerState // the gauges ReplaceBreakerStates last set
 	reloads    *prometheus.CounterVec
 	reloadOK   prometheus.Gauge
 	activeAt   prometheus.Gauge
@@ -309,6 +311,29 @@ func (m *Metrics) SetBreakerState(service, target string, s BreakerState) {
 	if m != nil {
 		m.breaker.WithLabelValues(service, target).Set(float64(s))
 	}
+}
+
+// BreakerKey names one breaker gauge: a service and its target ("" for the service's).
+type BreakerKey struct{ Service, Target string }
+
+// ReplaceBreakerStates sets the breaker gauges to states and deletes those of breakers no longer
+// there (a service or target a reload removed), so that no gauge stays "open" forever for a
+// breaker that does not exist.
+func (m *Metrics) ReplaceBreakerStates(states map[BreakerKey]BreakerState) {
+	if m == nil {
+		return
+	}
+	m.breakerMu.Lock()
+	defer m.breakerMu.Unlock()
+	for k, s := range states {
+		m.breaker.WithLabelValues(k.Service, k.Target).Set(float64(s))
+	}
+	for k := range m.breakerSet {
+		if _, ok := states[k]; !ok {
+			m.breaker.DeleteLabelValues(k.Service, k.Target)
+		}
+	}
+	m.breakerSet = states
 }
 
 // ConfigReload counts a reload attempt; when it succeeded, active is when the new config was
