@@ -85,7 +85,7 @@ type Server struct {
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// IdleTimeout closes keep-alive client connections idle this long, to within a second (an
 	// eighth of a timeout under 8s): a busy connection renews its deadline at most that often.
-	// Default: 120s.
+	// An upgraded connection (WebSocket) silent both ways this long is closed too. Default: 120s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout is how long a shutdown (SIGTERM/SIGINT) waits for in-flight requests to
 	// finish before closing their connections (also a reload's drain of a replaced listener); it

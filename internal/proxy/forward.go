@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
@@ -350,14 +351,47 @@ func (h *Handler) switchProtocols(w http.ResponseWriter, r *http.Request, reqUp 
 	if err := brw.Flush(); err != nil {
 		return
 	}
+	// A tunnel silent both ways for the idle timeout is closed: a client that vanished (a NAT
+	// dropped, a phone went away) must not hold the tunnel and its upstream connection forever.
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
 	errc := make(chan error, 2)
 	go func() { // client → upstream (bytes already buffered by the server first)
-		_, err := io.Copy(backConn, brw.Reader)
+		_, err := io.Copy(backConn, activityReader{brw.Reader, &last})
 		errc <- err
 	}()
 	go func() {
-		_, err := io.Copy(conn, backConn)
+		_, err := io.Copy(conn, activityReader{backConn, &last})
 		errc <- err
 	}()
+	if idle := h.o.UpgradeIdleTimeout; idle > 0 {
+		tick := time.NewTicker(min(idle/4, time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-errc:
+				return
+			case <-tick.C:
+				if time.Since(time.Unix(0, last.Load())) >= idle {
+					h.o.Logger.Debug("upgraded connection idle; closed", "route", h.o.Route, "idle", idle.String())
+					return // the deferred Closes end both copies
+				}
+			}
+		}
+	}
 	<-errc
+}
+
+// activityReader notes the time of every read that returns data.
+type activityReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (a activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }

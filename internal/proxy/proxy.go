@@ -53,11 +53,14 @@ type Options struct {
 	// not fit the client's socket buffers (over 32 KiB, of unknown length, or on HTTP/2): a
 	// client that stops reading then releases its request, and the upstream connection, at
 	// the route's timeout. Set it when server.write_timeout is off (it would bound them).
-	BoundWrites     bool
-	RequestHeaders  httpx.HeaderOps
-	ResponseHeaders httpx.HeaderOps
-	Trusted         *httpx.Trusted
-	Logger          *slog.Logger
+	BoundWrites bool
+	// UpgradeIdleTimeout closes an upgraded connection (WebSocket) idle both ways this long
+	// (0: never): the request timeout does not apply to upgrades.
+	UpgradeIdleTimeout time.Duration
+	RequestHeaders     httpx.HeaderOps
+	ResponseHeaders    httpx.HeaderOps
+	Trusted            *httpx.Trusted
+	Logger             *slog.Logger
 }
 
 // Handler proxies requests to a service. It is safe for concurrent use.

@@ -302,21 +302,22 @@ func (rt *Runtime) proxyHandler(rc *config.Route, svc *config.Service, deps Deps
 		}
 	}
 	ph, err := proxy.New(proxy.Options{
-		Route:           rc.Name,
-		Service:         svc.Name,
-		Upstream:        us,
-		HashKind:        hashKind,
-		HashName:        hashName,
-		Transport:       tr,
-		StripPrefix:     rc.StripPrefix,
-		Rewrite:         rc.Rewrite,
-		PreserveHost:    rc.PreserveHost,
-		RequestTimeout:  to.Request.Duration,
-		BoundWrites:     rt.Config.Server.WriteTimeout.Duration == 0,
-		RequestHeaders:  httpx.NewHeaderOps(rc.RequestHeaders),
-		ResponseHeaders: httpx.NewHeaderOps(rc.ResponseHeaders),
-		Trusted:         rt.trusted,
-		Logger:          rt.logger,
+		Route:              rc.Name,
+		Service:            svc.Name,
+		Upstream:           us,
+		HashKind:           hashKind,
+		HashName:           hashName,
+		Transport:          tr,
+		StripPrefix:        rc.StripPrefix,
+		Rewrite:            rc.Rewrite,
+		PreserveHost:       rc.PreserveHost,
+		RequestTimeout:     to.Request.Duration,
+		BoundWrites:        rt.Config.Server.WriteTimeout.Duration == 0,
+		UpgradeIdleTimeout: rt.Config.Server.IdleTimeout.Duration,
+		RequestHeaders:     httpx.NewHeaderOps(rc.RequestHeaders),
+		ResponseHeaders:    httpx.NewHeaderOps(rc.ResponseHeaders),
+		Trusted:            rt.trusted,
+		Logger:             rt.logger,
 	})
 	if err != nil {
 		return nil, "", err
