@@ -109,12 +109,21 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ob *outbound) 
 		// Trailers need chunked framing: flush now so a short body is not given a length.
 		_ = http.NewResponseController(w).Flush()
 	}
+	dl, hasDL := out.Context().Deadline()
+	if !hasDL && h.o.RequestTimeout > 0 {
+		// The request asked for an upgrade, so the exchange ran without the route's deadline
+		// (it would cut the tunnel), but the upstream did not switch: the route's timeout
+		// bounds this response after all, or a client could lift it with an Upgrade header.
+		// Upgrade requests go through net/http's Transport, whose response body may be
+		// closed while it is read.
+		dl, hasDL = time.Now().Add(h.o.RequestTimeout), true
+		cut := time.AfterFunc(h.o.RequestTimeout, func() { _ = resp.Body.Close() })
+		defer cut.Stop()
+	}
 	var bounded *http.ResponseController
-	if h.o.BoundWrites && (r.ProtoMajor == 2 || resp.ContentLength < 0 || resp.ContentLength > copyBufSize) {
-		if dl, ok := out.Context().Deadline(); ok {
-			bounded = http.NewResponseController(w)
-			_ = bounded.SetWriteDeadline(dl)
-		}
+	if h.o.BoundWrites && hasDL && (r.ProtoMajor == 2 || resp.ContentLength < 0 || resp.ContentLength > copyBufSize) {
+		bounded = http.NewResponseController(w)
+		_ = bounded.SetWriteDeadline(dl)
 	}
 	err = copyBody(w, resp)
 	if bounded != nil {

@@ -110,7 +110,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// without allocating.
 	var ctx context.Context = r.Context()
 	var deadline time.Time
-	if h.o.RequestTimeout > 0 && !wire.IsUpgrade(r.Header) {
+	// An upgrade is exempt (the deadline would cut the tunnel), but not h2c, which the proxy
+	// sends as a plain request.
+	if h.o.RequestTimeout > 0 && (!wire.IsUpgrade(r.Header) || strings.EqualFold(upgradeType(r.Header), "h2c")) {
 		deadline = time.Now().Add(h.o.RequestTimeout)
 	} else if h.o.RequestTimeout == 0 && r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
 		// A route without a request timeout carries long streams (gRPC client and bidi
