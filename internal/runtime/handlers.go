@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/upstream"
 	"net/http"
 	"os"
 	"slices"
@@ -26,7 +28,7 @@ func (rt *Runtime) aggregateHandler(rc *config.Route, deps Deps) (http.Handler, 
 	h, err := aggregate.New(rt.Config, rc, aggregate.Deps{
 		Upstream: func(name string) aggregate.Doer {
 			if us := rt.Upstream(name); us != nil {
-				return us
+				return observedService{us: us, rm: deps.Metrics.Route(rc.Name, name)}
 			}
 			return nil // a typed nil *upstream.Service would not compare equal to nil
 		},
@@ -123,4 +125,18 @@ func (rt *Runtime) callHeaders(forward []string) []string {
 		}
 	}
 	return out
+}
+
+// observedService is a service an aggregate route calls, with each attempt recorded as the
+// proxy records its own: a client span and the upstream attempt metrics, under the route and
+// the called service.
+type observedService struct {
+	us *upstream.Service
+	rm *telemetry.RouteMetrics
+}
+
+func (o observedService) Do(ctx context.Context, req *http.Request) (*http.Response, error) {
+	return o.us.DoObserved(ctx, req, func(r *http.Request, target string) func(int, error) {
+		return telemetry.CallAttempt(ctx, o.rm, r.Header, target)
+	})
 }

@@ -190,16 +190,41 @@ func EndAttempt(ctx context.Context, status int, err error, d time.Duration) {
 	rs.attemptStart = time.Time{}
 	if span := rs.attemptSpan; span != nil {
 		rs.attemptSpan = nil
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "upstream error")
-		} else {
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
-			if status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(status))
-			}
+		endClientSpan(span, status, err)
+	}
+}
+
+func endClientSpan(span trace.Span, status int, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "upstream error")
+	} else {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
 		}
-		span.End()
+	}
+	span.End()
+}
+
+// CallAttempt starts an attempt of a call made for the request ctx belongs to outside its proxy
+// chain (an aggregate's calls, which run concurrently, unlike StartAttempt's): a client span,
+// child of the request's server span, whose traceparent goes into h, and the attempt metric
+// under rm (the call's route and service; nil: none). It returns the function that ends it.
+func CallAttempt(ctx context.Context, rm *RouteMetrics, h http.Header, target string) func(status int, err error) {
+	start := time.Now()
+	var span trace.Span
+	if rs := RequestFrom(ctx); rs != nil && rs.Tracing != nil {
+		var sctx context.Context
+		sctx, span = rs.Tracing.tracer.Start(ctx, "upstream "+target, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", target)))
+		rs.Tracing.Inject(sctx, h)
+	}
+	return func(status int, err error) {
+		rm.UpstreamAttempt(target, status, err, time.Since(start))
+		if span != nil {
+			endClientSpan(span, status, err)
+		}
 	}
 }
 

@@ -224,6 +224,17 @@ type SendFunc func(req *http.Request, t *Target, tr http.RoundTripper) (*http.Re
 // deadline the service's request timeout applies. The response body must be closed.
 // Errors: *OpenError (breaker open), ErrNoHealthyTarget, or the last attempt's transport error.
 func (s *Service) Do(ctx context.Context, req *http.Request) (*http.Response, error) {
+	return s.DoObserved(ctx, req, nil)
+}
+
+// Observer is told of each attempt DoObserved makes, as it starts: the attempt's request (whose
+// headers it may add to, a trace context say) and target ("host:port"). It returns the function
+// called with the attempt's outcome: its response status, or err when none came back.
+type Observer func(req *http.Request, target string) (end func(status int, err error))
+
+// DoObserved is Do with each attempt reported to observe (nil: none), for the metrics and
+// client spans of calls made outside the proxy.
+func (s *Service) DoObserved(ctx context.Context, req *http.Request, observe Observer) (*http.Response, error) {
 	if s.transport == nil {
 		return nil, errors.New("service: no transport")
 	}
@@ -232,11 +243,21 @@ func (s *Service) Do(ctx context.Context, req *http.Request) (*http.Response, er
 		sc = reqctx.WithTimeout(ctx, s.timeout)
 		ctx = sc
 	}
-	resp, err := s.Run(req.WithContext(ctx), "", func(r *http.Request, _ *Target, tr http.RoundTripper) (*http.Response, error) {
+	resp, err := s.Run(req.WithContext(ctx), "", func(r *http.Request, t *Target, tr http.RoundTripper) (*http.Response, error) {
 		if tr == nil {
 			tr = s.transport
 		}
-		return tr.RoundTrip(r)
+		if observe == nil {
+			return tr.RoundTrip(r)
+		}
+		end := observe(r, t.URL.Host)
+		resp, err := tr.RoundTrip(r)
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		end(status, err)
+		return resp, err
 	})
 	return endWithBody(resp, err, sc)
 }
