@@ -10,35 +10,16 @@ import (
 	"time"
 )
 
-// upgradeBackend answers every request on a raw connection with 101 and then echoes what it
-// reads.
+// upgradeBackend answers a request with 101 and then echoes what it reads.
 func upgradeBackend(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				fmt.Fprint(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-				_, _ = io.Copy(c, br)
-			}()
+	return serveConns(t, func(c net.Conn, br *bufio.Reader) error {
+		if _, err := http.ReadRequest(br); err != nil {
+			return err
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
+		fmt.Fprint(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_, _ = io.Copy(c, br)
+		return io.EOF
+	})
 }
 
 // TestUpgradedConnectionIdleTimeout checks that an upgraded connection (WebSocket) silent both

@@ -14,41 +14,27 @@ import (
 // request timeout by asking for an upgrade the upstream does not grant: the answer (a slow
 // 200) is still cut at the timeout.
 func TestUpgradeHeaderDoesNotLiftRouteTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-				for range 15 {
-					if _, err := fmt.Fprint(c, "1\r\nx\r\n"); err != nil {
-						return
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-				fmt.Fprint(c, "0\r\n\r\n")
-			}()
+	// A slow 200 (no switch): a byte every 100 ms for 1.5 s.
+	addr := serveConns(t, func(c net.Conn, br *bufio.Reader) error {
+		if _, err := http.ReadRequest(br); err != nil {
+			return err
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for range 15 {
+			if _, err := fmt.Fprint(c, "1\r\nx\r\n"); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		fmt.Fprint(c, "0\r\n\r\n")
+		return io.EOF
+	})
 	g := startGateway(t, `
 version: 1
 listeners: [{ name: public, address: "${LISTEN}" }]
 services: [{ name: s, targets: [{ url: "http://${S}" }], timeouts: { request: 300ms } }]
 routes: [{ name: s, match: { path: /** }, service: s }]
-`, map[string]string{"S": ln.Addr().String()})
+`, map[string]string{"S": addr})
 	for _, up := range []string{"", "h2c", "foo"} {
 		req, _ := http.NewRequest(http.MethodGet, g.base+"/slow", nil)
 		if up != "" {
