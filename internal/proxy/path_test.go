@@ -21,7 +21,7 @@ func TestUpstreamPathStripPrefix(t *testing.T) {
 		{"/", "/x", "/x"},
 		{"/", "/", "/"},
 	} {
-		h := &Handler{o: Options{StripPrefix: tc.prefix}}
+		h := &Handler{o: Options{StripPrefix: stripPrefix(tc.prefix)}}
 		if got := h.upstreamPath(tc.in, nil); got != tc.want {
 			t.Errorf("strip_prefix %q: %q became %q, want %q", tc.prefix, tc.in, got, tc.want)
 		}

@@ -86,6 +86,7 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.StripPrefix = stripPrefix(o.StripPrefix)
 	h := &Handler{o: o}
 	h.sendFn = h.send
 	_, h.scopeInterim = o.Transport.(reqctx.InterimReader)
@@ -285,6 +286,10 @@ func (v *headerValues) one(s string) []string {
 }
 
 // upstreamPath applies strip_prefix or rewrite to the normalized path.
+// stripPrefix is strip_prefix as upstreamPath compares it: "/api/" strips what "/api" does
+// ("/api" itself included), and "/" strips nothing.
+func stripPrefix(sp string) string { return strings.TrimSuffix(sp, "/") }
+
 func (h *Handler) upstreamPath(p string, info *httpx.Info) string {
 	if h.rewrite != nil {
 		var b strings.Builder
@@ -310,19 +315,13 @@ func (h *Handler) upstreamPath(p string, info *httpx.Info) string {
 		return strings.ReplaceAll(s, "//", "/")
 	}
 	if sp := h.o.StripPrefix; sp != "" && strings.HasPrefix(p, sp) {
-		rest := p[len(sp):]
-		switch {
+		// The prefix ends at a segment boundary ("/api" leaves "/apix" alone).
+		switch rest := p[len(sp):]; {
 		case rest == "":
 			return "/"
 		case rest[0] == '/':
 			return rest
-		case strings.HasSuffix(sp, "/"):
-			return "/" + rest
 		}
-	} else if len(sp) > 1 && len(p) == len(sp)-1 && sp[len(sp)-1] == '/' && strings.HasPrefix(sp, p) {
-		// "/api" with strip_prefix "/api/": the bare prefix, which "/api/**" matches too, is
-		// stripped whole, like "/api/" (else it would reach the upstream unstripped).
-		return "/"
 	}
 	return p
 }

@@ -408,26 +408,26 @@ func (s *Server) refuseGuarded(w http.ResponseWriter, r *http.Request, status in
 // refuse answers a request refused before the runtime with the gateway's JSON error under
 // request ID id, and has the current runtime log and count it like any other answer.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, id string, status int, code, msg string) {
-	start := time.Now()
-	rt := s.current.Load()
-	info := &httpx.Info{RequestID: id}
-	r = r.WithContext(httpx.WithInfo(r.Context(), info))
-	rt.SecurityHeaders(w.Header(), r.TLS != nil) // listenerHandler has set r.TLS from the connection
-	sw := &httpx.StatusWriter{ResponseWriter: w}
-	httpx.WriteError(sw, r, status, code, msg)
-	rt.LogRefusal(r, info, sw, start)
+	s.answerOutside(w, r, id, func(w http.ResponseWriter, r *http.Request) { httpx.WriteError(w, r, status, code, msg) })
 }
 
 // redirectHTTPS answers with a permanent redirect to the same URL over https, logged and
 // counted like any other answer.
 func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request, port int) {
+	s.answerOutside(w, r, httpx.RequestID(r.Header), func(w http.ResponseWriter, r *http.Request) { writeHTTPSRedirect(w, r, port) })
+}
+
+// answerOutside has write answer r before the runtime, under request ID id, with the server's
+// security headers, and has the current runtime log and count the answer.
+func (s *Server) answerOutside(w http.ResponseWriter, r *http.Request, id string, write func(http.ResponseWriter, *http.Request)) {
 	start := time.Now()
 	rt := s.current.Load()
-	info := &httpx.Info{RequestID: httpx.RequestID(r.Header)}
-	w.Header().Set("X-Request-Id", info.RequestID)
-	rt.SecurityHeaders(w.Header(), r.TLS != nil)
+	info := &httpx.Info{RequestID: id}
+	r = r.WithContext(httpx.WithInfo(r.Context(), info))
+	w.Header().Set("X-Request-Id", id)
+	rt.SecurityHeaders(w.Header(), r.TLS != nil) // listenerHandler has set r.TLS from the connection
 	sw := &httpx.StatusWriter{ResponseWriter: w}
-	writeHTTPSRedirect(sw, r, port)
+	write(sw, r)
 	rt.LogRefusal(r, info, sw, start)
 }
 
