@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,22 +12,31 @@ import (
 	"github.com/gatehouse/gatehouse/internal/upstream"
 )
 
+// hungServiceGateway starts a gateway whose one service, "s", is a backend that never answers,
+// with the request timeout given and a breaker and passive health check that trip after
+// failures failed attempts.
+func hungServiceGateway(t *testing.T, request string, failures int) (*faultBackend, *gateway) {
+	t.Helper()
+	b := newFaultBackend(t, "b")
+	b.set(modeHang)
+	g := startGateway(t, resilienceHead+fmt.Sprintf(`
+services:
+  - name: s
+    targets: [{ url: "http://${B}" }]
+    timeouts: { request: %s }
+    circuit_breaker: { failure_threshold: %d, recovery_timeout: 1m }
+    health_check: { passive: { consecutive_failures: %d }, all_unhealthy: try_anyway }
+routes:
+  - { name: main, match: { path: /** }, service: s }
+`, request, failures, failures), map[string]string{"B": b.addr()})
+	return b, g
+}
+
 // A hung upstream answered by the route's request timeout (504) is the most common upstream
 // timeout: it counts against the circuit breaker (failure_on includes timeout) and passive
 // health, although the request's own context, which carries the route deadline, is done.
 func TestRouteTimeoutCountsAgainstBreakerAndPassiveHealth(t *testing.T) {
-	b := newFaultBackend(t, "b")
-	b.set(modeHang)
-	g := startGateway(t, resilienceHead+`
-services:
-  - name: s
-    targets: [{ url: "http://${B}" }]
-    timeouts: { request: 150ms }
-    circuit_breaker: { failure_threshold: 2, recovery_timeout: 1m }
-    health_check: { passive: { consecutive_failures: 2 }, all_unhealthy: try_anyway }
-routes:
-  - { name: main, match: { path: /** }, service: s }
-`, map[string]string{"B": b.addr()})
+	b, g := hungServiceGateway(t, "150ms", 2)
 	for i := range 3 {
 		if resp, _ := g.get(t, "/x"); resp.StatusCode != 504 && resp.StatusCode != 503 {
 			t.Fatalf("request %d: %d", i, resp.StatusCode)
@@ -43,18 +53,7 @@ routes:
 // short, not a timeout of the target: it opens no breaker and ejects no target, where the same
 // hang cut by the route's request timeout does (above).
 func TestGRPCClientDeadlineDoesNotCountAgainstTarget(t *testing.T) {
-	b := newFaultBackend(t, "b")
-	b.set(modeHang)
-	g := startGateway(t, resilienceHead+`
-services:
-  - name: s
-    targets: [{ url: "http://${B}" }]
-    timeouts: { request: 5s }
-    circuit_breaker: { failure_threshold: 1, recovery_timeout: 1m }
-    health_check: { passive: { consecutive_failures: 1 }, all_unhealthy: try_anyway }
-routes:
-  - { name: main, match: { path: /** }, service: s }
-`, map[string]string{"B": b.addr()})
+	b, g := hungServiceGateway(t, "5s", 1)
 	for i := range 3 {
 		req, err := http.NewRequest(http.MethodPost, g.base+"/pkg.Svc/Call", strings.NewReader("\x00\x00\x00\x00\x00"))
 		if err != nil {
