@@ -5,7 +5,9 @@
 # baseline (a bare ReverseProxy), gatehouse, and on request nginx_full (nginx configured to do
 # the work Gatehouse's plain route does: request ID, forwarding headers, security headers, a
 # buffered JSON access log), gatehouse_bare (Gatehouse with its access log and security headers
-# off), gatehouse1p (Gatehouse with GOMAXPROCS=1, one core like nginx's one worker) and floor
+# off), gatehouse1p (Gatehouse with GOMAXPROCS=1, one core like nginx's one worker), core
+# (bench/core: Gatehouse's own HTTP/1.1 server and upstream client with nothing between them,
+# the cost of the http.Handler contract alone) and floor
 # (bench/floor: the cheapest Go forwarder, a reference for what the runtime and kernel cost;
 # floor_nc is the same through net.Conn's Read and Write instead of internal/sockio's raw system
 # calls; floor_spin is floor with FLOOR_SPIN of busy work per request). In interleaved rounds wrk
@@ -15,7 +17,7 @@
 #
 # Usage: bench/run.sh [--quick]
 # Environment: DURATION (10s) ROUNDS (5) CONNS (64) THREADS (2) WARMUP (2s) PAUSE (1)
-#              PROXIES ("nginx baseline gatehouse"; also nginx_full, gatehouse_bare, gatehouse1p, floor, floor_nc, floor_spin,
+#              PROXIES ("nginx baseline gatehouse"; also nginx_full, gatehouse_bare, gatehouse1p, core, floor, floor_nc, floor_spin,
 #              gatehouse_b, gatehouse_b1p)
 #              FLOOR_SPIN (9us: the user CPU time floor_spin adds per request; set it to Gatehouse's user
 #              time less floor's, from the CSV, to see the kernel cost of that much user time)
@@ -71,7 +73,7 @@ done
 ((CONNS >= THREADS)) || die "CONNS ($CONNS) must be >= THREADS ($THREADS)"
 [[ $ROUTE == plain || $ROUTE == realistic ]] || die "ROUTE must be plain or realistic, got '$ROUTE'"
 for p in $PROXIES; do
-	case "$p" in nginx | nginx_full | baseline | gatehouse | gatehouse_bare | gatehouse1p | floor | floor_nc | floor_spin) ;;
+	case "$p" in nginx | nginx_full | baseline | gatehouse | gatehouse_bare | gatehouse1p | core | floor | floor_nc | floor_spin) ;;
 	gatehouse_b | gatehouse_b1p)
 		[[ -x ${GATEHOUSE_B_BIN:-} ]] || die "PROXIES has $p: set GATEHOUSE_B_BIN to the second gatehouse binary"
 		;;
@@ -129,6 +131,7 @@ build() {
 }
 build baseline ./bench/baseline
 [[ " $PROXIES " =~ \ floor(_nc|_spin)?\  ]] && build floor ./bench/floor
+[[ " $PROXIES " == *" core "* ]] && build core ./bench/core
 if [[ -n ${GATEHOUSE_BIN:-} ]]; then
 	gatehouse_build "$tmp/gatehouse" # dies if GATEHOUSE_BIN is not an executable file
 elif ! (gatehouse_build "$tmp/gatehouse"); then
@@ -174,6 +177,11 @@ start_proxy() {
 		[[ $name == floor_nc ]] && nc=(-netconn)
 		[[ $name == floor_spin ]] && nc=(-spin "${FLOOR_SPIN:-9us}")
 		"$tmp/floor" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" "${nc[@]}" >"$tmp/$name.log" 2>&1 &
+		proxy_pid[$name]=$!
+		pids+=("${proxy_pid[$name]}")
+		;;
+	core)
+		"$tmp/core" -listen "127.0.0.1:$p" -upstream "127.0.0.1:$backend_port" >"$tmp/core.log" 2>&1 &
 		proxy_pid[$name]=$!
 		pids+=("${proxy_pid[$name]}")
 		;;
@@ -224,7 +232,7 @@ proxy_log() {
 	nginx | nginx_full) tail -n 5 "$tmp/$1/error.log" "$tmp/$1/stderr.log" 2>/dev/null ;;
 	baseline) tail -n 5 "$tmp/baseline.log" 2>/dev/null ;;
 	gatehouse | gatehouse_bare | gatehouse1p | gatehouse_b | gatehouse_b1p) tail -n 5 "$tmp/$1.d/stderr.log" "$tmp/$1.d/stdout.log" 2>/dev/null ;;
-	floor | floor_nc | floor_spin) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
+	core | floor | floor_nc | floor_spin) tail -n 5 "$tmp/$1.log" 2>/dev/null ;;
 	esac
 }
 
