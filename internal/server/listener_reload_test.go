@@ -126,3 +126,47 @@ routes: [{ name: r, match: { path: /** }, service: echo }]
 		t.Fatalf("a second SO_REUSEPORT socket bound %s, which the gateway serves", g.addr)
 	}
 }
+
+// TestRespelledAddressKeepsSocket reloads a listener under other spellings of its address (a
+// host name for its IP; "", 0.0.0.0 and [::] for Go's dual-stack wildcard) while a client
+// keeps a connection open: each reload takes over the socket serving it, where binding it a
+// second time failed with "address already in use", and the kept connection goes on being
+// served.
+func TestRespelledAddressKeepsSocket(t *testing.T) {
+	echo := newEcho(t, "echo")
+	const y = `
+version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+services: [{ name: echo, targets: [{ url: "http://${ECHO}" }] }]
+routes: [{ name: r, match: { path: /** }, service: echo, response_headers: { set: { X-Spelling: "${LISTEN}" } } }]
+`
+	_, port, err := net.SplitHostPort(freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, spellings := range map[string][]string{
+		"host name": {"127.0.0.1:" + port, "localhost:" + port, "127.0.0.1:" + port},
+		"wildcard":  {":" + port, "0.0.0.0:" + port, "[::]:" + port, ":" + port},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := startGateway(t, y, map[string]string{"ECHO": hostPort(echo), "LISTEN": spellings[0]})
+			kept := &http.Client{Transport: &http.Transport{}}
+			defer kept.CloseIdleConnections()
+			for _, addr := range spellings[1:] {
+				g.env["LISTEN"] = addr
+				if err := g.srv.Reload(g.load(y)); err != nil {
+					t.Fatalf("reload from %q to %q: %v", spellings[0], addr, err)
+				}
+				resp, err := kept.Get("http://127.0.0.1:" + port + "/x")
+				if err != nil {
+					t.Fatalf("after the reload to %q: %v", addr, err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if got := resp.Header.Get("X-Spelling"); got != addr {
+					t.Fatalf("after the reload to %q the response says %q: not served by the new config", addr, got)
+				}
+			}
+		})
+	}
+}

@@ -544,25 +544,28 @@ func (s *Server) bindListenersLocked(newCfg *config.Config) (listenerChange, err
 	}
 	want := map[string]config.Listener{}
 	for _, lc := range newCfg.Listeners {
-		want[lc.Address] = lc
+		want[socketKey(lc.Address)] = lc
 	}
-	held := map[string]*socket{} // sockets of the serving listeners, by address
+	held := map[string]*socket{} // sockets of the serving listeners, by socketKey
 	kept := map[string]bool{}
 	for _, l := range s.listeners {
-		held[l.cfg.Address] = l.sock
-		if lc, ok := want[l.cfg.Address]; ok && reflect.DeepEqual(lc, l.cfg) {
+		key := socketKey(l.cfg.Address)
+		held[key] = l.sock
+		if lc, ok := want[key]; ok && reflect.DeepEqual(lc, l.cfg) {
 			change.keep = append(change.keep, l)
-			kept[l.cfg.Address] = true
+			kept[key] = true
 			continue
 		}
 		change.drop = append(change.drop, l)
 	}
-	// A changed listener at an address already served takes over its socket: nothing is
-	// rebound, so no queued connection is reset. New addresses are bound.
+	// A changed listener at an address already served takes over its socket, however the
+	// address is spelled: nothing is rebound, so no queued connection is reset. New addresses
+	// are bound.
 	for _, rebind := range []bool{false, true} {
 		for _, lc := range newCfg.Listeners {
-			sock := held[lc.Address]
-			if kept[lc.Address] || (sock != nil) != rebind {
+			key := socketKey(lc.Address)
+			sock := held[key]
+			if kept[key] || (sock != nil) != rebind {
 				continue
 			}
 			l, err := s.bindLocked(lc, newCfg, sock)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,27 @@ type socket struct {
 type accepted struct {
 	c   net.Conn
 	err error
+}
+
+// socketKey names the socket a listener address binds, so that a reload recognizes one socket
+// under two spellings: ":8080", "0.0.0.0:8080" and "[::]:8080" all bind Go's dual-stack
+// wildcard socket, "localhost:8080" binds 127.0.0.1:8080. Without it a respelled address was
+// bound anew next to the socket still serving it, and the reload failed with "address already
+// in use". An address that does not resolve is its own key (binding it reports the error), and
+// so is one with port 0, which names no particular socket.
+func socketKey(address string) string {
+	a, err := net.ResolveTCPAddr("tcp", address)
+	if err != nil || a.Port == 0 {
+		return address
+	}
+	port := strconv.Itoa(a.Port)
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return "*:" + port
+	}
+	if ip4 := a.IP.To4(); ip4 != nil {
+		a.IP = ip4
+	}
+	return net.JoinHostPort(a.IP.String(), port)
 }
 
 // listenSocket binds address and starts accepting.
