@@ -291,3 +291,18 @@ func TestLoadFullConfigAuth(t *testing.T) {
 		t.Fatalf("auth plugins of routes me/legacy not as in full.yaml")
 	}
 }
+
+// TestRouteMatchOnIdentityHeaderRefused: the identity headers are dropped from every request
+// before routing (a client's copy is a spoof, the gateway's own is set after the route is
+// chosen), so a route matching on one could never match; it is refused with its location.
+func TestRouteMatchOnIdentityHeaderRefused(t *testing.T) {
+	t.Parallel()
+	_, err := Load("gw.yaml", []byte(base+`auth:
+  identity_headers: { X-Tier: tier }
+routes:
+  - name: gold
+    match: { path: /api/**, headers: { x-tier: gold, X-Plan: gold } }
+    service: users
+`), noEnv)
+	checkErrors(t, err, []wantErr{{12, 40, "routes[0].match.headers.x-tier", "X-Tier is an identity header the gateway removes from every request before routing"}})
+}

@@ -299,6 +299,10 @@ type specErr struct {
 func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
 	var errs []specErr
 	specs := make([]router.Spec, len(c.Routes))
+	identity := map[string]bool{}
+	for _, name := range c.AuthStripHeaders() {
+		identity[name] = true
+	}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d].match", i)
 		if r.Match.Path == "" {
@@ -333,6 +337,12 @@ func BuildSpecs(c *Config) ([]router.Spec, []specErr) {
 						continue
 					}
 					name = textproto.CanonicalMIMEHeaderKey(k)
+					if identity[name] {
+						// Dropped from every request before routing: a client's copy would be a
+						// spoofed identity, and the gateway's own is set after the route is chosen.
+						errs = append(errs, specErr{i, fp, fmt.Sprintf("%s is an identity header the gateway removes from every request before routing (auth.identity_headers, auth.strip_headers, forward_auth response_headers): no request can match it", name)})
+						continue
+					}
 				}
 				cond := router.Condition{Name: name}
 				switch {

@@ -87,11 +87,14 @@ type Runtime struct {
 	underscore underscorePolicy
 	// pathParams is server.path_parameters: allow (a raw ';' in the path is kept).
 	pathParams bool
-	logger     *slog.Logger
-	access     *telemetry.AccessLogger
-	inflight   atomic.Int64
-	obs        observer
-	services   map[string][]*upstream.Target
+	// identity are the header names only the gateway may set (config.AuthStripHeaders): a
+	// client's copies are dropped on arrival, before routing (routes may match on them).
+	identity map[string]struct{}
+	logger   *slog.Logger
+	access   *telemetry.AccessLogger
+	inflight atomic.Int64
+	obs      observer
+	services map[string][]*upstream.Target
 	// geo resolves client countries before routing (nil without server.geo).
 	geo *edge.Geo
 	// secHeaders are the server's security headers, for answers outside any route.
@@ -116,7 +119,10 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 	}
 	rt = &Runtime{Config: cfg, logger: deps.Logger, access: deps.AccessLog, maxHdr: int(cfg.Server.MaxHeaderBytes.Bytes),
 		underscore: parseUnderscorePolicy(cfg.Server.UnderscoreHeaders), pathParams: cfg.Server.PathParameters == "allow",
-		secHeaders: edge.NewServerHeaders(cfg)}
+		secHeaders: edge.NewServerHeaders(cfg), identity: map[string]struct{}{}}
+	for _, name := range cfg.AuthStripHeaders() {
+		rt.identity[name] = struct{}{}
+	}
 	built := rt // "return nil, err" clears rt before this runs
 	defer func() {
 		if err != nil {

@@ -33,9 +33,13 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.inflight.Add(-1)
 	start := time.Now()
 
-	// Before anything reads the header: what the client's Connection header nominates, and
-	// (unless allowed) names with underscores, never reach a policy or the upstream.
-	hdr := scanHeader(r)
+	// Before anything reads the header: what the client's Connection header nominates, the
+	// identity headers only the gateway sets, and (unless allowed) names with underscores,
+	// never reach the router, a policy or the upstream.
+	hdr := scanHeader(r, rt.identity)
+	if hdr.identity || r.Trailer != nil {
+		rt.dropIdentity(r)
+	}
 	if rt.underscore == underscoreDrop {
 		if hdr.underscore {
 			httpx.DropUnderscoreFields(r.Header)
@@ -265,23 +269,38 @@ func hasLower(s string) bool {
 type headerScan struct {
 	bytes      int  // the head's size, as max_header_bytes counts it
 	underscore bool // a field name contains "_"
+	identity   bool // a field only the gateway may set (Runtime.identity) is present
 	connection bool // a Connection field is present
 	forwarding bool // a forwarding field only a trusted proxy may send is present
 }
 
 // scanHeader walks r's header once: its size approximates the request head the way a wire
 // count would.
-func scanHeader(r *http.Request) headerScan {
+func scanHeader(r *http.Request, identity map[string]struct{}) headerScan {
 	s := headerScan{bytes: len(r.Method) + len(r.RequestURI) + 12 + len(r.Host)}
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			s.bytes += len(k) + len(v) + 4
+		}
+		if !s.identity {
+			_, s.identity = identity[k]
 		}
 		s.underscore = s.underscore || strings.IndexByte(k, '_') >= 0
 		s.connection = s.connection || k == "Connection"
 		s.forwarding = s.forwarding || httpx.IsUntrustedForwarding(k)
 	}
 	return s
+}
+
+// dropIdentity removes the client's copies of the identity headers, from the header and from
+// the declared trailers (only declared ones are read).
+func (rt *Runtime) dropIdentity(r *http.Request) {
+	for name := range rt.identity {
+		delete(r.Header, name)
+		if r.Trailer != nil {
+			delete(r.Trailer, name)
+		}
+	}
 }
 
 // logAccess writes one access-log line; status 0 says no response went out.

@@ -1,9 +1,10 @@
 // Package auth authenticates requests (JWT, API keys, forward auth) and authorizes them against
 // a route's required permissions.
 //
-// Every route gets this middleware: on a public route it only strips the identity headers a
-// client may not send (auth.identity_headers, auth.strip_headers, forward_auth response headers),
-// so no upstream ever sees a spoofed X-User-ID. On a protected route it then reads the credential,
+// The identity headers a client may not send (auth.identity_headers, auth.strip_headers,
+// forward_auth response headers) are dropped by the runtime on arrival, before routing, so no
+// route match, policy or upstream ever sees a spoofed X-User-ID. On a protected route this
+// middleware reads the credential,
 // verifies it, checks permissions, records the caller in httpx.Info.Identity (rate limits key on
 // it) and sets the identity headers from it. Failures answer with the gateway's JSON error and an
 // RFC 6750 WWW-Authenticate challenge, and are logged at warn level without the credential.
@@ -48,9 +49,8 @@ const (
 // maxHeaderValue bounds an identity header value sent upstream.
 const maxHeaderValue = 1024
 
-// New builds the authentication and authorization middleware of route. It returns a middleware
-// for every route: routes without jwt, api_key or forward_auth plugins are public and only get
-// the identity headers stripped. nil is returned only when there is nothing to strip either.
+// New builds the authentication and authorization middleware of route, or returns nil for a
+// public route (no jwt, api_key or forward_auth plugin).
 func New(cfg *config.Config, route *config.Route, deps middleware.Deps) (middleware.Middleware, error) {
 	h, err := newHandler(cfg, route, deps)
 	if h == nil || err != nil {
@@ -97,7 +97,6 @@ func newHandler(cfg *config.Config, route *config.Route, deps middleware.Deps) (
 	h := &handler{
 		route:    route.Name,
 		realm:    a.Realm,
-		strip:    cfg.AuthStripHeaders(),
 		maxToken: int(a.MaxTokenSize.Bytes),
 		logger:   logger,
 	}
@@ -160,7 +159,7 @@ func newHandler(cfg *config.Config, route *config.Route, deps middleware.Deps) (
 		}
 		h.forward = res.(*forwardAuth)
 	}
-	if h.jwt == nil && h.apiKey == nil && h.forward == nil && len(h.strip) == 0 {
+	if h.jwt == nil && h.apiKey == nil && h.forward == nil {
 		return nil, nil
 	}
 	return h, nil
@@ -169,7 +168,6 @@ func newHandler(cfg *config.Config, route *config.Route, deps middleware.Deps) (
 type handler struct {
 	route    string
 	realm    string
-	strip    []string // canonical names
 	identity []identityHeader
 	maxToken int
 	jwt      *jwtRoute
@@ -227,17 +225,6 @@ type failure struct {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handler, deferred bool) {
-	for _, name := range h.strip {
-		delete(r.Header, name)
-		if r.Trailer != nil {
-			// A declared trailer of that name is dropped too: only declared ones are read.
-			delete(r.Trailer, name)
-		}
-	}
-	if h.jwt == nil && h.apiKey == nil && h.forward == nil {
-		next.ServeHTTP(w, r)
-		return
-	}
 	info := httpx.InfoFrom(r.Context())
 	id, f := h.authenticate(r, info)
 	if f == nil {
