@@ -715,3 +715,42 @@ func parseTestURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestResponseHeaderTimeoutIsNotResent: a response-header timeout on a reused keep-alive
+// connection is not a stale connection. Taken for one, the request went again on a new
+// connection (without retries configured): the target ran the slow request twice and the
+// client waited two timeouts for its 504.
+func TestResponseHeaderTimeoutIsNotResent(t *testing.T) {
+	var slow atomic.Int64
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slow.Add(1)
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(be.Close)
+	g := startGateway(t, resilienceHead+`
+services: [{ name: b, targets: [{ url: "http://${B}" }], timeouts: { response_header: 300ms, request: 10s } }]
+routes: [{ name: all, match: { path: /** }, service: b }]
+`, map[string]string{"B": hostPort(be)})
+	for _, method := range []string{"GET", "DELETE"} {
+		if resp, body := g.get(t, "/warm"); resp.StatusCode != 200 { // a keep-alive connection is pooled
+			t.Fatalf("warm: %d %s", resp.StatusCode, body)
+		}
+		slow.Store(0)
+		start := time.Now()
+		req, _ := http.NewRequest(method, g.base+"/slow", nil)
+		resp, _ := g.do(t, req)
+		took := time.Since(start)
+		time.Sleep(50 * time.Millisecond) // a second send would have arrived by now
+		if n := slow.Load(); resp.StatusCode != http.StatusGatewayTimeout || n != 1 {
+			t.Errorf("%s past response_header (300ms), no retries configured: status %d after %v, the target received it %d times",
+				method, resp.StatusCode, took.Round(time.Millisecond), n)
+		}
+	}
+}

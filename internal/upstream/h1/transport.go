@@ -321,11 +321,11 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 		if err != nil {
 			if IsTimeoutErr(err) {
-				err = fmt.Errorf("h1: timeout awaiting response headers: %w", err)
-			} else {
-				err = fmt.Errorf("h1: read response: %w", err)
+				// Not stale: the target has the request and may be working on it (net/http
+				// never sends a request again after a response-header timeout either).
+				return fail(fmt.Errorf("h1: timeout awaiting response headers: %w", err), false)
 			}
-			return fail(err, c.nread == before)
+			return fail(fmt.Errorf("h1: read response: %w", err), c.nread == before)
 		}
 		code := st.resp.StatusCode
 		if code >= 200 || code == http.StatusSwitchingProtocols {
