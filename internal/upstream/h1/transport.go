@@ -551,6 +551,14 @@ func (b *bodyReader) read(p []byte) (int, error) {
 	case bodyToClose:
 		return b.c.br.Read(p)
 	}
+	if b.remain > 1 && int64(len(p)) >= b.remain && b.c.br.Buffered() == 0 {
+		// A read this large bypasses the buffer and takes exactly what is left from the
+		// socket, so bytes the target sent after the body (a miscounted length, a second
+		// response) would stay in the kernel and be read as the next request's response.
+		// The last byte goes through the buffer, which takes along whatever came with it,
+		// and finish then sees those bytes and closes the connection.
+		p = p[:b.remain-1]
+	}
 	return wire.ReadFixed(b.c.br, p, &b.remain)
 }
 
