@@ -85,6 +85,24 @@ func DropUntrustedForwarding(h http.Header) {
 	}
 }
 
+// gatewayFields are the request fields the gateway itself sets for the upstream (or accepts
+// from a trusted proxy only): the forwarding fields, the request ID and the trace context.
+var gatewayFields = [...]string{
+	"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-Ip",
+	"X-Request-Id", "X-Correlation-Id", "Traceparent", "Tracestate", "Baggage",
+}
+
+// DropGatewayTrailers deletes from a request's declared trailers the fields the gateway manages
+// in the header (gatewayFields and the untrusted forwarding fields): sent as trailers they
+// would reach the upstream beside the gateway's values, and an upstream that merges trailers
+// into the header would believe them.
+func DropGatewayTrailers(tr http.Header) {
+	for _, k := range gatewayFields {
+		delete(tr, k)
+	}
+	DropUntrustedForwarding(tr)
+}
+
 // ForwardedOrigin is the scheme and host the gateway tells the upstream in X-Forwarded-Proto
 // and X-Forwarded-Host: a trusted proxy's values when the peer is one and sent them, else the
 // connection's scheme and the request's Host. The response cache keys on the same.

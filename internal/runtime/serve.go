@@ -38,7 +38,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// never reach the router, a policy or the upstream.
 	hdr := scanHeader(r, rt.identity)
 	if hdr.identity || r.Trailer != nil {
-		rt.dropIdentity(r)
+		rt.dropReserved(r)
 	}
 	if rt.underscore == underscoreDrop {
 		if hdr.underscore {
@@ -292,14 +292,18 @@ func scanHeader(r *http.Request, identity map[string]struct{}) headerScan {
 	return s
 }
 
-// dropIdentity removes the client's copies of the identity headers, from the header and from
-// the declared trailers (only declared ones are read).
-func (rt *Runtime) dropIdentity(r *http.Request) {
+// dropReserved removes the client's copies of the identity headers, from the header and from
+// the declared trailers (only declared ones are read), and the trailers that would stand
+// beside a field the gateway sets.
+func (rt *Runtime) dropReserved(r *http.Request) {
 	for name := range rt.identity {
 		delete(r.Header, name)
 		if r.Trailer != nil {
 			delete(r.Trailer, name)
 		}
+	}
+	if r.Trailer != nil {
+		httpx.DropGatewayTrailers(r.Trailer)
 	}
 }
 

@@ -369,6 +369,9 @@ func (s *Server) listenerHandler(lc config.Listener, cfg *config.Config) http.Ha
 		if hs := s.certHeaders.Load(); hs != nil {
 			for _, h := range *hs {
 				delete(r.Header, h)
+				if r.Trailer != nil {
+					delete(r.Trailer, h) // a declared trailer would reach the upstream too
+				}
 			}
 		}
 		if subject != "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {

@@ -2,10 +2,12 @@ package server
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -48,6 +50,53 @@ routes: [{ name: all, match: { path: /** }, service: be }]
 			t.Errorf("#%d: client 2 got %d %q (%v), want 200 \"ok\": bytes left over from client 1's exchange", i, code, b, err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRequestTrailersCannotCarryForwardingFields: a client that is not a trusted proxy may
+// not send X-Forwarded-For, Forwarded, X-Real-IP, X-Original-URL or X-Request-Id in the
+// header, and declaring them as trailers must not bring them to the target either (an
+// upstream that merges trailers into the header would believe them).
+func TestRequestTrailersCannotCarryForwardingFields(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	be := serveConns(t, func(c net.Conn, br *bufio.Reader) error {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("header=%v trailer=%v", req.Header, req.Trailer))
+		mu.Unlock()
+		_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return err
+	})
+	g := startGateway(t, `version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+services: [{ name: be, targets: [{ url: "http://${BE}" }] }]
+routes: [{ name: all, match: { path: /** }, service: be }]
+`, map[string]string{"BE": be})
+	c, br := dialRawClient(t, g.addr)
+	_, _ = io.WriteString(c, "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"+
+		"Trailer: X-Original-Url, X-Forwarded-For, X-Real-Ip, Forwarded, X-Request-Id, X-Kept\r\n\r\n"+
+		"2\r\nhi\r\n0\r\nX-Original-Url: /admin\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\n"+
+		"Forwarded: for=6.6.6.6\r\nX-Request-Id: spoofed\r\nX-Kept: yes\r\n\r\n")
+	if code, b, err := readRawResponse(br, "POST"); code != 200 || err != nil {
+		t.Fatalf("%d %q %v", code, b, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 {
+		t.Fatalf("the target saw %q", seen)
+	}
+	for _, spoof := range []string{"6.6.6.6", "/admin", "spoofed"} {
+		if strings.Contains(seen[0], spoof) {
+			t.Errorf("an untrusted client's %q reached the target: %s", spoof, seen[0])
+		}
+	}
+	if !strings.Contains(seen[0], "X-Kept:[yes]") {
+		t.Errorf("an ordinary declared trailer was lost: %s", seen[0])
 	}
 }
 

@@ -68,6 +68,9 @@ func (g *Geo) Resolve(r *http.Request, info *httpx.Info) {
 	}
 	info.Country = country
 	r.Header[g.upstream] = []string{country}
+	if r.Trailer != nil {
+		delete(r.Trailer, g.upstream) // a declared trailer would stand beside the gateway's value
+	}
 }
 
 func upperAlpha(s string) bool {
