@@ -281,8 +281,12 @@ func (h *handler) extract(r *http.Request) (c credential, ok bool) {
 		}
 	}
 	if h.jwt != nil && h.jwt.cookie != "" {
-		if ck, err := r.Cookie(h.jwt.cookie); err == nil && ck.Value != "" {
-			return credential{method: MethodJWT, value: ck.Value, from: "cookie"}, true
+		if cks := r.CookiesNamed(h.jwt.cookie); len(cks) > 1 {
+			// Repeated, as a second Authorization header: which one an upstream reading the
+			// cookie itself would take is its parser's choice, not the gateway's.
+			return credential{method: MethodJWT}, false
+		} else if len(cks) == 1 && cks[0].Value != "" {
+			return credential{method: MethodJWT, value: cks[0].Value, from: "cookie"}, true
 		}
 	}
 	if (h.jwt != nil && h.jwt.allowQuery) || (h.apiKey != nil && h.apiKey.allowQuery) {
