@@ -75,8 +75,9 @@ type RateLimit struct {
 	// "consumer+route".
 	Name string `yaml:"name"`
 	// Key is what requests are counted by: one of ip (the client IP, through
-	// server.trusted_proxies only), user (the authenticated subject), consumer (the API-key
-	// consumer), header:<Name> (a request header's value), route, service, or a list of them for
+	// server.trusted_proxies only), user (the authenticated subject; a jwt's per issuer),
+	// consumer (the API-key consumer), header:<Name> (a request header's value), route, service,
+	// or a list of them for
 	// a combination, e.g. [consumer, route]. A request without a user, consumer or header is
 	// counted by its client IP instead, so leaving them out does not escape the limit.
 	// Required.

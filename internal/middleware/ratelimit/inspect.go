@@ -26,10 +26,12 @@ var ErrInvalidKey = errors.New("invalid rate-limit key")
 // An identity is written as one or more parts joined by "+" (or a space, which is what an
 // unencoded "+" in a URL query becomes):
 //
-//	ip:203.0.113.7   user:42   consumer:partner-a   header:X-Tenant=acme
+//	ip:203.0.113.7   user:42   issuer:main+user:42   consumer:partner-a   header:X-Tenant=acme
 //	route:orders     service:users
 //	consumer:partner-a+route:orders
 //
+// A JWT user is counted per issuer (the issuer's name in auth.issuers): give it with issuer:,
+// as user:42 alone is the subject an issuer-less method (forward auth) reports.
 // A limit is reported when every part of its key can be filled from the identity. As when
 // requests are counted, a missing user, consumer or header is filled by the ip part if one is
 // given (the limit then shows the counter of anonymous requests from that address). route and
@@ -135,13 +137,14 @@ func NewInspector(cfg *config.Config, deps middleware.Deps) (*Inspector, error) 
 type identity struct {
 	ip                   netip.Addr
 	ipText               string
-	user, consumer       string
+	user, issuer         string
+	consumer             string
 	route, service       string
 	hasRoute, hasService bool
 	headers              http.Header
 }
 
-var keyKinds = []string{"ip:", "user:", "consumer:", "header:", "route:", "service:"}
+var keyKinds = []string{"ip:", "user:", "issuer:", "consumer:", "header:", "route:", "service:"}
 
 // splitKey splits key at every "+" or space that starts a new part (one followed by a known
 // kind), so values may themselves contain "+" or spaces ("user:a+b@example.com").
@@ -171,7 +174,7 @@ func parseKey(key string) (*identity, error) {
 	for _, p := range splitKey(strings.TrimSpace(key)) {
 		kind, v, ok := strings.Cut(p, ":")
 		if !ok || v == "" {
-			return nil, fmt.Errorf("%w: %q is not kind:value (kinds: ip, user, consumer, header, route, service)", ErrInvalidKey, p)
+			return nil, fmt.Errorf("%w: %q is not kind:value (kinds: ip, user, issuer, consumer, header, route, service)", ErrInvalidKey, p)
 		}
 		if kind != "header" && seen[kind] {
 			return nil, fmt.Errorf("%w: %s given twice", ErrInvalidKey, kind)
@@ -186,6 +189,8 @@ func parseKey(key string) (*identity, error) {
 			id.ip, id.ipText = a.Unmap(), a.Unmap().String()
 		case "user":
 			id.user = v
+		case "issuer":
+			id.issuer = v
 		case "consumer":
 			id.consumer = v
 		case "route":
@@ -203,8 +208,11 @@ func parseKey(key string) (*identity, error) {
 			}
 			id.headers[name] = []string{val}
 		default:
-			return nil, fmt.Errorf("%w: unknown kind %q (kinds: ip, user, consumer, header, route, service)", ErrInvalidKey, kind)
+			return nil, fmt.Errorf("%w: unknown kind %q (kinds: ip, user, issuer, consumer, header, route, service)", ErrInvalidKey, kind)
 		}
+	}
+	if id.issuer != "" && id.user == "" {
+		return nil, fmt.Errorf("%w: issuer: names whose user; add user:<subject>", ErrInvalidKey)
 	}
 	return id, nil
 }
@@ -222,6 +230,9 @@ func (id *identity) counter(parts []part, r routeRef) (string, bool) {
 		case partUser:
 			if id.user != "" {
 				s = "user:" + id.user
+				if id.issuer != "" {
+					s = "issuer:" + id.issuer + "+" + s
+				}
 			}
 		case partConsumer:
 			if id.consumer != "" {
@@ -260,7 +271,7 @@ func (in *Inspector) State(ctx context.Context, key string) ([]State, error) {
 		return nil, nil
 	}
 	req := &http.Request{Header: id.headers}
-	info := &httpx.Info{ClientIP: id.ip, Identity: &httpx.Identity{Subject: id.user, Consumer: id.consumer}}
+	info := &httpx.Info{ClientIP: id.ip, Identity: &httpx.Identity{Subject: id.user, Issuer: id.issuer, Consumer: id.consumer}}
 	var (
 		out            []State
 		memIdx, redIdx []int

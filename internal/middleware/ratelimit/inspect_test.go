@@ -135,6 +135,8 @@ func inspectTraffic(hs map[string]http.Handler) {
 		do(hs["users"], call{ip: "10.0.0.1", id: alice})
 	}
 	do(hs["orders"], call{ip: "10.0.0.2"}) // anonymous, no tenant
+	// A JWT user of issuer "main" with alice's subject: counted apart from her.
+	do(hs["orders"], call{ip: "10.0.0.9", id: &httpx.Identity{Subject: "alice", Issuer: "main", Tier: "gold"}})
 }
 
 // inspectCases are the answers expected after inspectTraffic; redisStore is the store of the
@@ -161,6 +163,7 @@ gold route:orders ip:10.0.0.2 ` + r + ` 7/7+0`},
 per-consumer-route service:s ip:10.0.0.1+route:users ` + r + ` 100/100+0`},
 		{"service:other+ip:10.0.0.1", ``},
 		{"user:nobody", `gold route:orders user:nobody ` + r + ` 7/7+0`},
+		{"issuer:main+user:alice", `gold route:orders issuer:main+user:alice ` + r + ` 6/7+0`},
 	}
 }
 
@@ -188,8 +191,10 @@ func TestInspectorMemory(t *testing.T) {
 	if !slices.Equal(st[0].Tiers, []string{"gold"}) {
 		t.Fatalf("tiers %v", st[0].Tiers)
 	}
-	if _, err := in.State(context.Background(), "tenant:acme"); !errors.Is(err, ErrInvalidKey) {
-		t.Fatalf("bad key: %v", err)
+	for _, bad := range []string{"tenant:acme", "issuer:main"} { // an issuer names whose user
+		if _, err := in.State(context.Background(), bad); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("bad key %q: %v", bad, err)
+		}
 	}
 }
 

@@ -230,6 +230,12 @@ func (h *handler) appendKey(b, prefix []byte, parts []part, r *http.Request, inf
 		case partUser:
 			if id != nil && id.Subject != "" {
 				tag, v = 'u', id.Subject
+				if id.Issuer != "" {
+					// A subject is unique only within its issuer: sub 42 of a partner's
+					// issuer is not the main issuer's user 42 and has its own budget.
+					b = append(b, 'j')
+					b = appendValue(b, id.Issuer)
+				}
 			}
 		case partConsumer:
 			if id != nil && id.Consumer != "" {
