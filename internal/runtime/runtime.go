@@ -212,6 +212,10 @@ func Compile(cfg *config.Config, deps Deps) (rt *Runtime, err error) {
 				return nil, fmt.Errorf("service %s: %w", svc.Name, terr)
 			}
 			rt.releases = append(rt.releases, release)
+			if sc.Active != nil {
+				// Health probes reach the targets as requests do: same TLS, same protocol.
+				sc.Active.Protocol, sc.Active.TLS = settings.Protocol, settings.TLS
+			}
 			sc.Targets, sc.Transport, sc.Logger = targets[svc.Name], tr, deps.Logger
 			us, release, uerr := deps.Registry.AcquireService(sc)
 			if uerr != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -93,6 +92,12 @@ type ActiveHealth struct {
 	UnhealthyThreshold int
 	// ExpectedStatuses are the healthy statuses; empty means any 2xx or 3xx.
 	ExpectedStatuses []int
+	// Protocol and TLS are those of the service's pool (see TransportSettings): a probe must
+	// reach a target the way a request does, or it fails the handshake with a target behind a
+	// private CA or requiring a client certificate, or speaks HTTP/1.1 to an h2c-only (gRPC)
+	// target, and marks a healthy target down.
+	Protocol string
+	TLS      TLSSettings
 }
 
 func (a *ActiveHealth) healthyStatus(code int) bool {
@@ -122,21 +127,22 @@ type HealthChecker struct {
 	verdicts []bool // current verdict per Target (true: healthy)
 }
 
-// StartHealthChecker starts probing targets. The first round runs at once.
-func StartHealthChecker(service string, targets []*Target, cfg ActiveHealth, logger *slog.Logger) *HealthChecker {
+// StartHealthChecker starts probing targets. The first round runs at once. It fails only when
+// the TLS files of cfg cannot be loaded.
+func StartHealthChecker(service string, targets []*Target, cfg ActiveHealth, logger *slog.Logger) (*HealthChecker, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	d := &net.Dialer{Timeout: cfg.Timeout}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         d.DialContext,
-		TLSHandshakeTimeout: cfg.Timeout,
-		// A fresh connection per probe checks that the target still accepts connections, and
-		// leaves nothing behind when the checker stops.
-		DisableKeepAlives:  true,
-		DisableCompression: true,
+	// The probes' transport is built as the service's pool is, from the same settings, so that
+	// the two cannot drift apart; it is a transport of its own, though, so that probes never
+	// ride on (or keep alive) the pooled connections requests use.
+	tr, err := NewStdTransport(TransportSettings{Service: service, Connect: cfg.Timeout, Protocol: cfg.Protocol, TLS: cfg.TLS})
+	if err != nil {
+		return nil, err
 	}
+	// A fresh connection per probe checks that the target still accepts connections, and
+	// leaves nothing behind when the checker stops.
+	tr.DisableKeepAlives = true
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &HealthChecker{
 		cfg:      cfg,
@@ -156,7 +162,7 @@ func StartHealthChecker(service string, targets []*Target, cfg ActiveHealth, log
 		h.verdicts[i] = t.ActiveHealthy()
 	}
 	go h.run(ctx)
-	return h
+	return h, nil
 }
 
 func (h *HealthChecker) run(ctx context.Context) {

@@ -248,7 +248,7 @@ func (r *Registry) AcquireService(cfg ServiceConfig) (*Service, func(), error) {
 		return nil, func() {}, errors.New("service: no targets")
 	}
 	st, release, err := r.states.Acquire(stateKey(&cfg), func() (*serviceState, error) {
-		return newServiceState(&cfg), nil
+		return newServiceState(&cfg)
 	})
 	if err != nil {
 		return nil, release, err

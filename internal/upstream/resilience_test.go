@@ -219,8 +219,14 @@ func TestHealthCheckerStopsAndRestores(t *testing.T) {
 	u, _ := url.Parse(srv.URL + "/ignored-base")
 	tg := NewTarget(u, 1)
 	cfg := ActiveHealth{Path: "/hc", Interval: 10 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 3}
-	h1 := StartHealthChecker("s", []*Target{tg}, cfg, nil)
-	h2 := StartHealthChecker("s", []*Target{tg}, cfg, nil) // a second runtime's checker, as during a reload
+	h1, err := StartHealthChecker("s", []*Target{tg}, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := StartHealthChecker("s", []*Target{tg}, cfg, nil) // a second runtime's checker, as during a reload
+	if err != nil {
+		t.Fatal(err)
+	}
 	wait := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)

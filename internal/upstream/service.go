@@ -86,7 +86,7 @@ type serviceState struct {
 	budget         *RetryBudget
 }
 
-func newServiceState(cfg *ServiceConfig) *serviceState {
+func newServiceState(cfg *ServiceConfig) (*serviceState, error) {
 	st := &serviceState{name: cfg.Name, targets: cfg.Targets}
 	if b := cfg.Breaker; b != nil {
 		if b.PerTarget {
@@ -102,9 +102,12 @@ func newServiceState(cfg *ServiceConfig) *serviceState {
 		st.budget = NewRetryBudget(r.BudgetPercent, r.BudgetMinRetries, r.BudgetWindow)
 	}
 	if a := cfg.Active; a != nil {
-		st.checker = StartHealthChecker(cfg.Name, cfg.Targets, *a, cfg.Logger)
+		var err error
+		if st.checker, err = StartHealthChecker(cfg.Name, cfg.Targets, *a, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("health_check.active: %w", err)
+		}
 	}
-	return st
+	return st, nil
 }
 
 // Close stops the health checker.
@@ -125,6 +128,7 @@ func stateKey(cfg *ServiceConfig) string {
 		fmt.Fprintf(&b, "|breaker%+v", *cfg.Breaker)
 	}
 	if cfg.Active != nil {
+		// With the probes' TLS and protocol: a reload that changes them needs a new checker.
 		fmt.Fprintf(&b, "|active%+v", *cfg.Active)
 	}
 	if cfg.Retry != nil && cfg.Retry.Attempts > 1 { // as newServiceState: a budget exists only then
@@ -164,7 +168,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if len(cfg.Targets) == 0 {
 		return nil, errors.New("service: no targets")
 	}
-	st := newServiceState(&cfg)
+	st, err := newServiceState(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	s, err := buildService(&cfg, st)
 	if err != nil {
 		st.Close()
