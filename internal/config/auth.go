@@ -25,12 +25,15 @@ type Auth struct {
 	// to source: "sub" (the user), "consumer", "tier", "issuer", "method" (jwt, api_key or
 	// forward_auth), "permissions" (space separated), "claim:<name>" (a verified JWT claim; dots
 	// reach into objects) or "meta:<key>" (consumer metadata). The same headers sent by a client
-	// are always removed first, on every route, authenticated or not. Values with control
-	// characters or longer than 1KiB are not sent. Default: {X-User-ID: sub, X-Consumer: consumer}.
+	// are always removed first, on arrival, before routing, on every route, authenticated or
+	// not; so a header clients send credentials in (Authorization, Cookie, an api_key header)
+	// cannot be one, and no route can match on one. Values with control characters or longer
+	// than 1KiB are not sent. Default: {X-User-ID: sub, X-Consumer: consumer}.
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
 	// StripHeaders are further client request headers removed on every route before anything
-	// else runs, because upstreams trust them (e.g. X-Roles). The identity_headers and every
-	// forward_auth response_headers are always stripped too. Default: none.
+	// else runs, routing included, because upstreams trust them (e.g. X-Roles); not a header
+	// clients send credentials in. The identity_headers and every forward_auth response_headers
+	// are always stripped too. Default: none.
 	StripHeaders []string `yaml:"strip_headers"`
 	// MaxTokenSize caps a JWT; larger tokens are rejected with 401 invalid_token before parsing.
 	// Default: 8KiB.
@@ -200,7 +203,10 @@ type ForwardAuthPlugin struct {
 	// credential the decision cache is keyed by. Default: [Authorization, Cookie].
 	RequestHeaders []string `yaml:"request_headers"`
 	// ResponseHeaders are copied from an allowing answer onto the upstream request, e.g.
-	// [X-User-ID]. Clients cannot send them: they are stripped from every request.
+	// [X-User-ID]. Clients cannot send them: they are stripped from every request. One that
+	// clients send credentials in (Authorization, Cookie, an api_key header: an internal token
+	// for the upstream) is not stripped on arrival, so other routes still read clients'
+	// credentials; on this route the upstream gets the answer's value, or none.
 	ResponseHeaders []string `yaml:"response_headers"`
 	// SubjectHeader is the auth service's response header naming the user (the identity's
 	// subject). Default: X-User-ID.
@@ -321,15 +327,24 @@ func (s *Source) validateAuth(add func(path, format string, args ...any)) {
 			}
 		}
 	}
+	creds := s.Config.credentialHeaders()
+	credential := func(p, name string) {
+		if creds[textproto.CanonicalMIMEHeaderKey(name)] {
+			add(p, "%s carries clients' credentials: removed from every request, it would be gone before any route reads it", name)
+		}
+	}
 	for k, src := range a.IdentityHeaders {
 		hp := "auth.identity_headers." + k
 		checkHeaderName(add, hp, k)
+		credential(hp, k)
 		if !validIdentitySource(src) {
 			add(hp, "unknown source %q (want %s, claim:<name> or meta:<key>)", src, strings.Join(identitySource, ", "))
 		}
 	}
 	for i, h := range a.StripHeaders {
-		checkHeaderName(add, fmt.Sprintf("auth.strip_headers[%d]", i), h)
+		p := fmt.Sprintf("auth.strip_headers[%d]", i)
+		checkHeaderName(add, p, h)
+		credential(p, h)
 	}
 	if a.MaxTokenSize.Bytes < 256 || a.MaxTokenSize.Bytes > 1<<20 {
 		add("auth.max_token_size", "must be between 256B and 1MiB")
@@ -531,7 +546,10 @@ func validCookieName(s string) bool {
 
 // AuthStripHeaders returns the canonical names of the client request headers the gateway removes
 // on every route: auth.identity_headers, auth.strip_headers and every forward_auth
-// response_headers, sorted.
+// response_headers, sorted. A forward_auth response header that carries clients' credentials
+// (Authorization, an API key header: an auth service handing the upstream an internal token) is
+// not among them, or no route could read a client's credential: the forward_auth route
+// replaces or removes it itself once its auth service has answered.
 func (c *Config) AuthStripHeaders() []string {
 	set := map[string]bool{}
 	for k := range c.Auth.IdentityHeaders {
@@ -540,10 +558,13 @@ func (c *Config) AuthStripHeaders() []string {
 	for _, k := range c.Auth.StripHeaders {
 		set[textproto.CanonicalMIMEHeaderKey(k)] = true
 	}
+	creds := c.credentialHeaders()
 	for i := range c.Routes {
 		if f := c.Routes[i].Plugins.ForwardAuth; f != nil {
 			for _, k := range f.ResponseHeaders {
-				set[textproto.CanonicalMIMEHeaderKey(k)] = true
+				if k = textproto.CanonicalMIMEHeaderKey(k); !creds[k] {
+					set[k] = true
+				}
 			}
 		}
 	}
@@ -553,4 +574,23 @@ func (c *Config) AuthStripHeaders() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// credentialHeaders are the canonical names of the request headers clients send credentials
+// in: Authorization, Proxy-Authorization, Cookie, every api_key header and every forward_auth
+// request_headers.
+func (c *Config) credentialHeaders() map[string]bool {
+	set := map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
+	for i := range c.Routes {
+		p := &c.Routes[i].Plugins
+		if p.APIKey != nil && p.APIKey.Header != "" {
+			set[textproto.CanonicalMIMEHeaderKey(p.APIKey.Header)] = true
+		}
+		if p.ForwardAuth != nil {
+			for _, k := range p.ForwardAuth.RequestHeaders {
+				set[textproto.CanonicalMIMEHeaderKey(k)] = true
+			}
+		}
+	}
+	return set
 }

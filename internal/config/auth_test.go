@@ -306,3 +306,37 @@ routes:
 `), noEnv)
 	checkErrors(t, err, []wantErr{{12, 40, "routes[0].match.headers.x-tier", "X-Tier is an identity header the gateway removes from every request before routing"}})
 }
+
+// TestCredentialHeadersNotStripped: identity and strip headers are removed from every request
+// before any route runs, so naming a header clients send credentials in would refuse every
+// credential; it is a config error. A forward_auth route may hand the upstream one (an
+// internal token in Authorization): that one is not stripped on arrival.
+func TestCredentialHeadersNotStripped(t *testing.T) {
+	t.Parallel()
+	_, err := Load("gw.yaml", []byte(base+`auth:
+  identity_headers: { authorization: sub }
+  strip_headers: [X-Api-Key, X-Roles]
+  consumers: [{ name: c, keys: ["sha256:0000000000000000000000000000000000000000000000000000000000000000"] }]
+routes:
+  - name: r
+    match: { path: /a/** }
+    service: users
+    plugins: { api_key: {} }
+`), noEnv)
+	checkErrors(t, err, []wantErr{
+		{9, 23, "auth.identity_headers.authorization", "authorization carries clients' credentials"},
+		{10, 19, "auth.strip_headers[0]", "X-Api-Key carries clients' credentials"},
+	})
+	c, err := Load("gw.yaml", []byte(base+`routes:
+  - name: r
+    match: { path: /a/** }
+    service: users
+    plugins: { forward_auth: { url: "http://127.0.0.1:9/check", response_headers: [Authorization, X-User] } }
+`), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.AuthStripHeaders(), " "); got != "X-Consumer X-User X-User-Id" {
+		t.Errorf("AuthStripHeaders = %q: a forward_auth Authorization must not be stripped on arrival", got)
+	}
+}

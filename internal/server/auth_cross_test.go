@@ -2,6 +2,8 @@ package server
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 )
 
@@ -61,5 +63,56 @@ routes:
 	}
 	if resp, body := g.get(t, "/app/x", "Authorization", "Bearer "+victim); resp.StatusCode != 200 {
 		t.Fatalf("main's user 42, never seen before: %d %s; want 200 (partner's user 42 spent its budget)", resp.StatusCode, body)
+	}
+}
+
+// TestForwardAuthCredentialResponseHeader: a forward_auth service that hands the upstream an
+// internal token in Authorization (Traefik's authResponseHeaders, oauth2-proxy) put
+// Authorization on the strip list of every route, so every jwt route lost the client's token
+// before reading it (valid tokens got 401 everywhere) and the auth service never saw it either.
+// Now the client's Authorization reaches the jwt route and the auth service, and on the
+// forward_auth route the upstream gets the auth service's token, or none.
+func TestForwardAuthCredentialResponseHeader(t *testing.T) {
+	var grant atomic.Value // the Authorization the auth service hands on ("" for none)
+	grant.Store("")
+	var seen atomic.Value // the Authorization the auth service received
+	seen.Store("")
+	authz := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Authorization"))
+		if v := grant.Load().(string); v != "" {
+			w.Header().Set("Authorization", v)
+		}
+	}))
+	t.Cleanup(authz.Close)
+	g := echoGateway(t, `
+auth:
+  issuers: [{ name: t, issuer: test, audiences: [api], algorithms: [HS256], hmac_secret: "`+aggSecret+`" }]
+routes:
+  - name: api
+    match: { path: /api/** }
+    service: b
+    plugins: { jwt: { issuers: [t] } }
+  - name: legacy
+    match: { path: /legacy/** }
+    service: b
+    plugins: { forward_auth: { url: "http://`+hostPort(authz)+`/check", response_headers: [Authorization, X-User-ID] } }
+`)
+	tok := aggToken(t, aggSecret, map[string]any{"iss": "test", "aud": "api", "sub": "alice"})
+	if resp, body := g.get(t, "/api/x", "Authorization", "Bearer "+tok); resp.StatusCode != 200 {
+		t.Fatalf("valid bearer token on the jwt route: %d %s; want 200", resp.StatusCode, body)
+	}
+
+	grant.Store("Bearer internal")
+	resp, body := g.get(t, "/legacy/x", "Authorization", "Bearer client")
+	if resp.StatusCode != 200 || seen.Load() != "Bearer client" {
+		t.Fatalf("forward_auth route: %d, the auth service saw Authorization %q; want 200 and the client's", resp.StatusCode, seen.Load())
+	}
+	if got := decodeEcho(t, body).Header["Authorization"]; len(got) != 1 || got[0] != "Bearer internal" {
+		t.Errorf("upstream of the forward_auth route got Authorization %q, want the auth service's", got)
+	}
+	grant.Store("")
+	_, body = g.get(t, "/legacy/x", "Authorization", "Bearer client")
+	if got := decodeEcho(t, body).Header["Authorization"]; len(got) != 0 {
+		t.Errorf("the auth service handed on no Authorization, yet the upstream got %q", got)
 	}
 }

@@ -429,8 +429,14 @@ func (h *handler) forwardAuth(r *http.Request, info *httpx.Info) (*httpx.Identit
 		}
 		return nil, f
 	}
-	for name, vs := range d.headers {
-		r.Header[name] = append([]string(nil), vs...)
+	for _, name := range h.forward.respHdr {
+		// The auth service's value, or none: a client's own copy of a response header (one
+		// that carries credentials is not stripped on arrival) never reaches the upstream.
+		if vs, ok := d.headers[name]; ok {
+			r.Header[name] = append([]string(nil), vs...)
+		} else {
+			delete(r.Header, name)
+		}
 	}
 	return &httpx.Identity{Method: MethodForwardAuth, Subject: d.subject}, nil
 }
