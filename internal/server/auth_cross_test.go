@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// TestDuplicateTokenCookieIsRepeatedCredential: two access_token cookies are a repeated credential like two Authorization headers or two
-// access_token query parameters (refused 401), but the gateway authenticates the first and
-// forwards both: an upstream whose cookie parser keeps the last value sees another identity.
+// TestDuplicateTokenCookieIsRepeatedCredential: two access_token cookies are a repeated
+// credential, refused as two Authorization headers are. The gateway used to authenticate the
+// first and forward both: an upstream whose cookie parser keeps the last saw another identity.
 func TestDuplicateTokenCookieIsRepeatedCredential(t *testing.T) {
 	g := echoGateway(t, `
 auth:
@@ -39,8 +39,8 @@ routes:
 	}
 }
 
-// TestUserRateLimitKeyedByIssuer: a rate limit keyed by user counted the subject alone: a caller of another issuer who picks
-// the victim's sub spends the victim's budget (the cache's key.user keys issuer and subject).
+// TestUserRateLimitKeyedByIssuer: a limit keyed by user counted the subject alone, so a
+// caller of another issuer who picked the victim's sub spent the victim's budget.
 func TestUserRateLimitKeyedByIssuer(t *testing.T) {
 	const partnerSecret = "partner-issuer-secret-of-32-bytes-at-least!!"
 	g := echoGateway(t, `
