@@ -218,6 +218,7 @@ type failure struct {
 	method  string
 	kid     string
 	subject string
+	claimed string // the subject a token that failed verification names: anyone can write it
 	issuer  string
 	keyID   string
 	scope   []string  // required permissions (403)
@@ -366,7 +367,7 @@ func (h *handler) verifyJWT(r *http.Request, c credential) (*httpx.Identity, *fa
 	f := invalid("token rejected")
 	var te *tokenError
 	if errors.As(last, &te) {
-		f.reason, f.kid, f.subject = te.reason, te.kid, te.subject
+		f.reason, f.kid, f.claimed = te.reason, te.kid, te.subject
 		if te.expired {
 			f.code, f.msg = CodeTokenExpired, "the access token has expired"
 		}
@@ -480,7 +481,7 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, info *httpx.Inf
 	if info != nil {
 		attrs = append(attrs, slog.String("request_id", info.RequestID), slog.String("client_ip", info.ClientIP.String()))
 	}
-	for _, kv := range [][2]string{{"auth_method", f.method}, {"kid", f.kid}, {"subject", f.subject}, {"issuer", f.issuer}, {"key_id", f.keyID}} {
+	for _, kv := range [][2]string{{"auth_method", f.method}, {"kid", f.kid}, {"subject", f.subject}, {"unverified_subject", f.claimed}, {"issuer", f.issuer}, {"key_id", f.keyID}} {
 		if kv[1] != "" {
 			attrs = append(attrs, slog.String(kv[0], truncate(kv[1], 128)))
 		}

@@ -278,10 +278,16 @@ func TestJWTAttacks(t *testing.T) {
 			t.Fatalf("a credential was logged")
 		}
 	}
-	for _, want := range []string{`"level":"WARN","msg":"auth failure"`, `"route":"users"`, `"client_ip":"127.0.0.1"`, `"kid":"nope"`, `"error":"token_expired"`} {
+	for _, want := range []string{`"level":"WARN","msg":"auth failure"`, `"route":"users"`, `"client_ip":"127.0.0.1"`, `"kid":"nope"`, `"error":"token_expired"`,
+		`"unverified_subject":"admin"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("security log lacks %s", want)
 		}
+	}
+	// The tampered token names sub "admin": a token that failed verification must not put
+	// its subject in the log as if it were the caller.
+	if strings.Contains(logs, `"subject":"admin"`) {
+		t.Errorf("an unverified subject is logged as the subject")
 	}
 }
 
