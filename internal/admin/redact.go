@@ -20,7 +20,7 @@ var secretWords = map[string]bool{
 }
 
 // secretHeaderWords are the same for map keys chosen by the user (header names in
-// request_headers.set, tracing.headers): there "X-Api-Key" and "Proxy-Authorization" are secrets.
+// request_headers.set): there "X-Api-Key" and "Proxy-Authorization" are secrets.
 var secretHeaderWords = map[string]bool{"key": true, "auth": true, "signature": true, "session": true}
 
 // secretQuery are query parameter names whose values are redacted inside URLs.
@@ -36,6 +36,14 @@ func lastWord(name string) string {
 
 // isSecretField reports whether a config field (by its YAML key) holds a secret.
 func isSecretField(key string) bool { return secretWords[lastWord(key)] }
+
+// isSecretStructField reports whether a struct field holds a secret: named like one, or tagged
+// `redact:"values"`, a map whose every value is a credential (tracing.headers). Guessing from
+// the key is not enough there: collectors name their credential headers freely (Honeycomb's is
+// X-Honeycomb-Team).
+func isSecretStructField(f reflect.StructField, key string) bool {
+	return isSecretField(key) || f.Tag.Get("redact") == "values"
+}
 
 // isSecretMapKey reports whether a user-chosen map key (a header name) names a secret.
 func isSecretMapKey(key string) bool {
@@ -112,7 +120,7 @@ func redactValue(v reflect.Value, secret bool) any {
 			if key == "" || key == "-" {
 				continue
 			}
-			o = append(o, member{key, redactValue(v.Field(i), isSecretField(key))})
+			o = append(o, member{key, redactValue(v.Field(i), isSecretStructField(f, key))})
 		}
 		return o
 	case reflect.Slice, reflect.Array:

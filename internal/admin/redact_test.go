@@ -67,3 +67,19 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// docs/config-reference.md, tracing.headers: "The admin API shows them redacted." Every value is
+// a collector credential; Honeycomb's is X-Honeycomb-Team.
+func TestRedactConfigTracingHeaders(t *testing.T) {
+	cfg := &config.Config{Tracing: config.Tracing{Enabled: true, Endpoint: "https://api.honeycomb.io",
+		Headers: map[string]string{"X-Honeycomb-Team": "hc-team-secret", "X-Scope-OrgID": "org-secret"}}}
+	out, err := json.Marshal(RedactConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"hc-team-secret", "org-secret"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("GET /api/v1/config shows tracing header value %q", s)
+		}
+	}
+}

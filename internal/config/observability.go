@@ -41,8 +41,8 @@ type Tracing struct {
 	// are posted to /v1/traces). Required when Enabled.
 	Endpoint string `yaml:"endpoint"`
 	// Headers are sent with every export, e.g. the credentials of a hosted collector. The admin
-	// API shows them redacted.
-	Headers map[string]string `yaml:"headers"`
+	// API shows every value redacted, whatever the header is called.
+	Headers map[string]string `yaml:"headers" redact:"values"`
 	// SampleRatio is the fraction of new traces recorded, from 0 to 1. A request arriving with a
 	// `traceparent` follows its parent's sampling decision. Default: 1.
 	SampleRatio *float64 `yaml:"sample_ratio"`
