@@ -16,12 +16,14 @@ const Redacted = "[REDACTED]"
 // "token", "password", consumer "keys").
 var secretWords = map[string]bool{
 	"token": true, "secret": true, "password": true, "passwd": true, "pwd": true, "credential": true,
-	"credentials": true, "authorization": true, "cookie": true, "keys": true, "apikey": true,
+	"credentials": true, "authorization": true, "keys": true, "apikey": true,
 }
 
 // secretHeaderWords are the same for map keys chosen by the user (header names in
-// request_headers.set): there "X-Api-Key" and "Proxy-Authorization" are secrets.
-var secretHeaderWords = map[string]bool{"key": true, "auth": true, "signature": true, "session": true}
+// request_headers.set): there "X-Api-Key" and "Proxy-Authorization" are secrets. "cookie" is
+// only here: a Cookie header's value is a credential, but a config field named cookie
+// (routes[].plugins.jwt.cookie) holds a cookie's name, which hiding would only confuse.
+var secretHeaderWords = map[string]bool{"key": true, "auth": true, "signature": true, "session": true, "cookie": true}
 
 // secretQuery are query parameter names whose values are redacted inside URLs.
 var secretQuery = map[string]bool{"password": true, "token": true, "secret": true, "key": true, "api_key": true, "apikey": true, "access_token": true, "sig": true, "signature": true}

@@ -27,7 +27,7 @@ func TestRedactConfig(t *testing.T) {
 	v := &redisLike{
 		URL: "redis://user:hunter2-pass@redis:6379/0", Addrs: []string{"rediss://:only-pass@r:6380", "10.0.0.1:6379"},
 		Username: "app", Password: "pw-secret", Keys: []string{"sha256:abc"}, Limit: 5, Key: "user",
-		Headers:  map[string]string{"Proxy-Authorization": "Basic x1", "X-Api-Key": "k1", "X-Session-Token": "t1", "Accept": "json"},
+		Headers:  map[string]string{"Proxy-Authorization": "Basic x1", "X-Api-Key": "k1", "X-Session-Token": "t1", "Cookie": "sid=c1", "Accept": "json"},
 		MaxToken: config.Size(4096), hidden: "unexported",
 	}
 	out, err := json.Marshal(RedactConfig(v))
@@ -35,7 +35,7 @@ func TestRedactConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := string(out)
-	for _, secret := range []string{"hunter2-pass", "only-pass", "pw-secret", "sha256:abc", "Basic x1", "k1", "t1", "unexported"} {
+	for _, secret := range []string{"hunter2-pass", "only-pass", "pw-secret", "sha256:abc", "Basic x1", "k1", "t1", "sid=c1", "unexported"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("leaks %q: %s", secret, got)
 		}
@@ -81,5 +81,18 @@ func TestRedactConfigTracingHeaders(t *testing.T) {
 		if strings.Contains(string(out), s) {
 			t.Errorf("GET /api/v1/config shows tracing header value %q", s)
 		}
+	}
+}
+
+// routes[].plugins.jwt.cookie is a cookie NAME (default access_token), not a credential; a Cookie
+// header's value (TestRedactConfig) still is.
+func TestRedactConfigJWTCookieName(t *testing.T) {
+	cfg := &config.Config{Routes: []config.Route{{Name: "r", Plugins: config.Plugins{JWT: &config.JWTPlugin{Cookie: "access_token"}}}}}
+	out, err := json.Marshal(RedactConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"cookie":"access_token"`) {
+		t.Errorf("jwt.cookie (a cookie name) is redacted: %s", out)
 	}
 }
