@@ -178,6 +178,31 @@ routes:
 	}
 }
 
+// `gatehouse validate` says "ok" for configs that `gatehouse run` refuses to start: files the
+// config names are only opened when the Runtime is compiled or the listeners start.
+func TestValidateChecksReferencedFiles(t *testing.T) {
+	const head = "version: 1\nservices: [{name: s, targets: [{url: \"http://127.0.0.1:1\"}]}]\n"
+	cases := map[string]string{
+		"tls cert": head + "listeners: [{name: p, address: \"127.0.0.1:0\", tls: {certificates: [{cert: missing.pem, key: missing.key}]}}]\nroutes: [{name: r, match: {path: /a}, service: s}]\n",
+		"geo db":   head + "listeners: [{name: p, address: \"127.0.0.1:0\"}]\nserver: {geo: {database: missing.mmdb}}\nroutes: [{name: r, match: {path: /a}, service: s}]\n",
+		"hmac file": head + "listeners: [{name: p, address: \"127.0.0.1:0\"}]\nauth: {issuers: [{name: i, algorithms: [HS256], hmac_secret_file: missing.txt}]}\n" +
+			"routes: [{name: r, match: {path: /a}, service: s, plugins: {jwt: {}}}]\n",
+		"access log": head + "listeners: [{name: p, address: \"127.0.0.1:0\"}]\nserver: {access_log: {output: /nonexistent-dir/access.log}}\nroutes: [{name: r, match: {path: /a}, service: s}]\n",
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "gw.yaml")
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			if code := run([]string{"validate", "-c", path}, &out, &errb); code != 1 {
+				t.Errorf("validate exit %d, want 1 (run refuses this config); stdout %q", code, out.String())
+			}
+		})
+	}
+}
+
 func runConfig(addr, backend, tag string) string {
 	return fmt.Sprintf(`version: 1
 listeners: [{ name: public, address: "%s" }]

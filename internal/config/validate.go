@@ -241,7 +241,7 @@ func (s *Source) Validate() Errors {
 	}
 	_, rerrs := s.RouterSpecs()
 	errs = append(errs, rerrs...)
-	for _, v := range []func(add func(path, format string, args ...any)){s.validateAuth, s.validateRateLimits, s.validateResilience, s.validateEdge, s.validateCache, s.validateAggregate, s.validateTranslate, s.validateObservability} {
+	for _, v := range []func(add func(path, format string, args ...any)){s.validateAuth, s.validateRateLimits, s.validateResilience, s.validateEdge, s.validateCache, s.validateAggregate, s.validateTranslate, s.validateObservability, s.validateFiles} {
 		v(add)
 	}
 	sortErrors(errs)
