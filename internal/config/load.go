@@ -133,7 +133,17 @@ func Decode(file string, data []byte, lookupEnv func(string) (string, bool)) (*S
 		}
 		return nil, Errors{fe}
 	}
-	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
+	if len(f.Docs) > 1 {
+		// The decoder reads the first document only, so what follows a "---" would be ignored
+		// silently: it is refused, pointing at the separator.
+		fe := &FieldError{File: file, Line: 1, Col: 1, Msg: "the file holds more than one YAML document; a config is one document"}
+		if st := f.Docs[1].Start; st != nil && st.Position != nil {
+			fe.Line, fe.Col = st.Position.Line, st.Position.Column
+			fe.Msg = fmt.Sprintf("%q starts a second YAML document; a config is one document", st.Value)
+		}
+		return nil, Errors{fe}
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "config is empty (expected one YAML document with version: 1)"}}
 	}
 	return &Source{File: file, Config: &cfg, pos: pos}, nil

@@ -430,3 +430,16 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// A second YAML document is reported where it starts, not as "config is empty", which is false
+// and hides the cause.
+func TestLoadSecondDocument(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{
+		"version: 1\nlisteners: [{name: a, address: \"127.0.0.1:1\"}]\n---\nfoo: 1\n",
+		"version: 1\nlisteners: [{name: a, address: \"127.0.0.1:1\"}]\n---\n",
+	} {
+		_, err := Load("gw.yaml", []byte(data), noEnv)
+		checkErrors(t, err, []wantErr{{3, 1, "", "starts a second YAML document; a config is one document"}})
+	}
+}
