@@ -742,7 +742,7 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
 		Key    string `json:"key"`
 		Tag    string `json:"tag"`
 	}
-	const usage = `send one of {"key": "/users/7?a=1"}, {"tag": "<surrogate key>"} or {"route": "<name or empty>", "prefix": "<URL prefix or empty>"}`
+	const usage = `send one of {"key": "/users/7?a=1"}, {"tag": "<surrogate key>"} or {"route": "<name or empty>", "prefix": "<URL prefix or empty>"} (not both empty: {"prefix": "/"} purges everything)`
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
@@ -753,6 +753,13 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
 	}
 	if (req.Key != "" || req.Tag != "") && (req.Route != "" || req.Prefix != "" || req.Key != "" && req.Tag != "") {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, usage)
+		return
+	}
+	if req.Route == "" && req.Prefix == "" && req.Key == "" && req.Tag == "" {
+		// An empty request would purge every route's every entry: a slip (a client sending the
+		// wrong field names, an empty body) must not empty the cache. Wanting that is said with
+		// {"prefix": "/"}.
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "say what to purge: "+usage)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
