@@ -95,12 +95,36 @@ func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar, error) 
 	return logger, lv, nil
 }
 
+// parseFlags parses a command's flags and refuses arguments it takes none of. It returns -1 to
+// go on, or the exit code: 0 after -h (help asked for is not a usage error, as with
+// "gatehouse -h"), 2 after a usage error. A stray argument is an error rather than ignored:
+// "gatehouse validate gatehouse.yaml" (without -c) would otherwise check the default file.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "gatehouse %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	return -1
+}
+
+// flagExit is the exit code after fs.Parse fails: 0 when -h asked for the usage it printed.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "gatehouse.yaml", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
 	cfg, err := config.LoadFile(*path)
 	if err != nil {
@@ -126,8 +150,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	watch := fs.Bool("watch", true, "reload when the config file changes")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to `file` from start until shutdown (for performance work; off by default)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -240,8 +264,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	bffMobile := fs.String("bff-mobile", "127.0.0.1:8091", "the BFF demo's mobile-only listener")
 	bffWeb := fs.String("bff-web", "127.0.0.1:8092", "the BFF demo's web-only listener")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
 	logger, levelVar, err := newLogger(stderr, *level)
 	if err != nil {

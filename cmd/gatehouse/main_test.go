@@ -111,6 +111,24 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
+// TestCommandFlags checks each command's own -h exits 0 like "gatehouse -h", and that an
+// argument a command takes none of is refused with its usage rather than ignored:
+// "gatehouse validate gatehouse.yaml" (without -c) would otherwise check the default file.
+func TestCommandFlags(t *testing.T) {
+	for _, cmd := range []string{"run", "validate", "demo", "token", "hash-key"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{cmd, "-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "-") {
+			t.Errorf("%s -h: exit %d, want 0; stderr %q", cmd, code, errOut.String())
+		}
+	}
+	for _, args := range [][]string{{"validate", "-c", "x.yaml", "extra"}, {"validate", "x.yaml"}, {"run", "-c", "x.yaml", "extra"}, {"demo", "extra"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unexpected argument "`) || !strings.Contains(errOut.String(), "-c") && args[0] != "demo" {
+			t.Errorf("%v: exit %d, want 2 with the usage; stderr %q", args, code, errOut.String())
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")

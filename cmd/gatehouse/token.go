@@ -21,6 +21,10 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
+// hmacMinBytes is the shortest HMAC secret the gateway accepts per algorithm (RFC 7518 3.2:
+// at least the hash size), as config validation and the jwt plugin enforce.
+var hmacMinBytes = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
+
 // cmdToken signs a JWT for local testing. Without -secret-env or -secret-file it uses the demo
 // issuer's public secret, so the token works against `gatehouse demo` only.
 func cmdToken(args []string, stdout, stderr io.Writer) int {
@@ -41,12 +45,8 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Prints an HMAC-signed JWT; with no secret flag it is signed for the demo issuer.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
 	secret := []byte(demo.JWTSecret)
 	switch {
@@ -72,6 +72,11 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 	if method == nil || !strings.HasPrefix(*alg, "HS") {
 		fmt.Fprintf(stderr, "gatehouse token: unsupported -alg %q (HS256, HS384, HS512)\n", *alg)
 		return 2
+	}
+	if min := hmacMinBytes[*alg]; len(secret) < min {
+		// Signed all the same (the token may be for another verifier), but no gatehouse
+		// would accept it: an issuer with this secret fails its config.
+		fmt.Fprintf(stderr, "gatehouse token: warning: the secret is %d bytes; the gateway refuses %s secrets under %d bytes\n", len(secret), *alg, min)
 	}
 	now := time.Now()
 	claims := jwt.MapClaims{"sub": *sub, "iss": *iss, "iat": now.Unix(), "exp": now.Add(*ttl).Unix()}
@@ -106,7 +111,7 @@ func cmdHashKey(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if *gen {
 		if fs.NArg() != 0 {

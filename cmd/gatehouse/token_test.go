@@ -76,6 +76,18 @@ func TestTokenCommand(t *testing.T) {
 	}
 	parseToken(t, strings.TrimSpace(out), []byte("env-secret-of-at-least-32-bytes!!!"))
 
+	// A secret the gateway would refuse for the algorithm still signs (the token may be for
+	// another verifier), with a warning.
+	t.Setenv("GH_TEST_SHORT", "short-secret")
+	code, out, errs = runCmd(t, "", "token", "-secret-env", "GH_TEST_SHORT")
+	if code != 0 || !strings.Contains(errs, "warning: the secret is 12 bytes; the gateway refuses HS256 secrets under 32 bytes") {
+		t.Fatalf("short secret: exit %d, stderr %q", code, errs)
+	}
+	parseToken(t, strings.TrimSpace(out), []byte("short-secret"))
+	if _, _, errs = runCmd(t, "", "token"); errs != "" {
+		t.Errorf("demo secret: stderr %q", errs)
+	}
+
 	for _, bad := range [][]string{{"token", "-secret-env", "GH_NOT_SET_EVER"}, {"token", "-alg", "RS256"}, {"token", "-alg", "none"}, {"token", "extra"}} {
 		if code, _, _ := runCmd(t, "", bad...); code == 0 {
 			t.Errorf("%v succeeded", bad)
