@@ -125,7 +125,8 @@ type Bots struct {
 	// TagHeader carries the matched rule's name upstream for the tag action; a client-sent
 	// header of that name is always removed. Default: X-Bot.
 	TagHeader string `yaml:"tag_header"`
-	// RateLimit is the per-client-IP limit for the rate_limit action. Default: 10 per 1m, burst 5.
+	// RateLimit is the per-client-IP limit for the rate_limit action. Default: 10 per 1m, burst 5
+	// (the default applies only when rate_limit is left out: a rate_limit block sets all three).
 	RateLimit *BotRateLimit `yaml:"rate_limit"`
 }
 
@@ -143,11 +144,12 @@ type BotRule struct {
 
 // BotRateLimit is the stricter limit applied to clients flagged with the rate_limit action.
 type BotRateLimit struct {
-	// Limit requests per Per. Required.
+	// Limit requests per Per, at least 1. Required in a rate_limit block (without one: 10).
 	Limit int `yaml:"limit"`
-	// Per is the period. Required.
+	// Per is the period. Required in a rate_limit block (without one: 1m).
 	Per Duration `yaml:"per"`
-	// Burst is how many requests may arrive at once beyond the steady rate. Default: 0.
+	// Burst is how many requests may arrive at once beyond the steady rate. Default: 0 in a
+	// rate_limit block (without one: 5).
 	Burst int `yaml:"burst"`
 }
 

@@ -16,8 +16,8 @@ type Admin struct {
 	Address string `yaml:"address"`
 	// Token is the bearer token every admin endpoint except /healthz, /readyz and the dashboard's
 	// static files requires (`Authorization: Bearer <token>`). Set it from the environment
-	// (`${GATEHOUSE_ADMIN_TOKEN}`). Required when Address is not loopback; when set it is
-	// required on loopback too.
+	// (`${GATEHOUSE_ADMIN_TOKEN}`). At least 16 characters. Required when Address is not
+	// loopback; when set it is required on loopback too.
 	Token string `yaml:"token"`
 }
 

@@ -130,7 +130,8 @@ type PassiveHealthCheck struct {
 // that a failing service is not hit with a retry storm. Every attempt stays within the route's
 // request timeout and the client's own deadline.
 type Retries struct {
-	// Attempts is the most attempts a request gets, the first included (2 to 10). Default: 3.
+	// Attempts is the most attempts a request gets, the first included (1 to 10; 1 turns
+	// retries off). Default: 3.
 	Attempts int `yaml:"attempts"`
 	// Methods that may be retried. Add POST or PATCH only for endpoints that are idempotent.
 	// Default: [GET, HEAD, OPTIONS, PUT, DELETE, TRACE].
