@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -466,10 +468,14 @@ func TestGRPCReflectionLoadedLater(t *testing.T) {
 func TestGRPCCompileErrors(t *testing.T) {
 	be := grpctest.Start(t)
 	desc := grpctest.WriteDescriptorSet(t)
+	junk := filepath.Join(t.TempDir(), "junk.pb") // readable, so validation lets it through
+	if err := os.WriteFile(junk, []byte("not a descriptor set"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ name, grpc, want string }{
 		{"unknown method", `{ descriptors: "` + desc + `", method: users.v1.UserService/Nope }`, "has no method Nope"},
 		{"client streaming", `{ descriptors: "` + desc + `", method: users.v1.UserService/Chat }`, "client-streaming"},
-		{"bad descriptor file", `{ descriptors: "/nonexistent/x.pb", method: users.v1.UserService/GetUser }`, "descriptor set"},
+		{"bad descriptor file", `{ descriptors: "` + junk + `", method: users.v1.UserService/GetUser }`, "descriptor set"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			yaml := `
