@@ -33,11 +33,7 @@ func TestExcessBodyBytesNeverReachAnotherClient(t *testing.T) {
 		_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return err
 	})
-	g := startGateway(t, `version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-services: [{ name: be, targets: [{ url: "http://${BE}" }] }]
-routes: [{ name: all, match: { path: /** }, service: be }]
-`, map[string]string{"BE": be})
+	g := rawTargetGateway(t, be)
 	c1, br1 := dialRawClient(t, g.addr)
 	c2, br2 := dialRawClient(t, g.addr)
 	for i := range 10 {
@@ -72,11 +68,7 @@ func TestRequestTrailersCannotCarryForwardingFields(t *testing.T) {
 		_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return err
 	})
-	g := startGateway(t, `version: 1
-listeners: [{ name: public, address: "${LISTEN}" }]
-services: [{ name: be, targets: [{ url: "http://${BE}" }] }]
-routes: [{ name: all, match: { path: /** }, service: be }]
-`, map[string]string{"BE": be})
+	g := rawTargetGateway(t, be)
 	c, br := dialRawClient(t, g.addr)
 	_, _ = io.WriteString(c, "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"+
 		"Trailer: X-Original-Url, X-Forwarded-For, X-Real-Ip, Forwarded, X-Request-Id, X-Kept\r\n\r\n"+
@@ -98,6 +90,16 @@ routes: [{ name: all, match: { path: /** }, service: be }]
 	if !strings.Contains(seen[0], "X-Kept:[yes]") {
 		t.Errorf("an ordinary declared trailer was lost: %s", seen[0])
 	}
+}
+
+// rawTargetGateway starts a gateway whose one route sends everything to the target at addr.
+func rawTargetGateway(t *testing.T, addr string) *gateway {
+	t.Helper()
+	return startGateway(t, `version: 1
+listeners: [{ name: public, address: "${LISTEN}" }]
+services: [{ name: be, targets: [{ url: "http://${BE}" }] }]
+routes: [{ name: all, match: { path: /** }, service: be }]
+`, map[string]string{"BE": addr})
 }
 
 // dialRawClient opens a client connection with a 10 s deadline, closed when the test ends.
