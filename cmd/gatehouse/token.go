@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/demo"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/middleware/auth"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -20,10 +21,6 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-// hmacMinBytes is the shortest HMAC secret the gateway accepts per algorithm (RFC 7518 3.2:
-// at least the hash size), as config validation and the jwt plugin enforce.
-var hmacMinBytes = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
 
 // cmdToken signs a JWT for local testing. Without -secret-env or -secret-file it uses the demo
 // issuer's public secret, so the token works against `gatehouse demo` only.
@@ -73,7 +70,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gatehouse token: unsupported -alg %q (HS256, HS384, HS512)\n", *alg)
 		return 2
 	}
-	if min := hmacMinBytes[*alg]; len(secret) < min {
+	if min := config.HMACMinBytes(*alg); len(secret) < min {
 		// Signed all the same (the token may be for another verifier), but no gatehouse
 		// would accept it: an issuer with this secret fails its config.
 		fmt.Fprintf(stderr, "gatehouse token: warning: the secret is %d bytes; the gateway refuses %s secrets under %d bytes\n", len(secret), *alg, min)

@@ -230,6 +230,10 @@ var (
 	identitySource = []string{"sub", "consumer", "tier", "issuer", "method", "permissions"}
 )
 
+// HMACMinBytes is the shortest secret an issuer may use with the HMAC algorithm alg (RFC 7518
+// 3.2: at least the hash size), or 0 when alg is not one.
+func HMACMinBytes(alg string) int { return hmacAlgs[alg] }
+
 // KeyHashPrefix starts every consumer key hash.
 const KeyHashPrefix = "sha256:"
 
