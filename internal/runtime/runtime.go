@@ -88,7 +88,7 @@ type Runtime struct {
 	// pathParams is server.path_parameters: allow (a raw ';' in the path is kept).
 	pathParams bool
 	// identity are the header names only the gateway may set (config.AuthStripHeaders): a
-	// client's copies are dropped on arrival, before routing (routes may match on them).
+	// client's copies are dropped on arrival, before routing and every policy.
 	identity map[string]struct{}
 	logger   *slog.Logger
 	access   *telemetry.AccessLogger
