@@ -140,7 +140,7 @@ func New(cfg *config.Config, rc *config.Route, deps Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		route: rc.Name, timeout: a.Timeout.Duration, maxBytes: a.MaxResponseBytes.Bytes,
-		forward: config.CanonicalHeaders(a.ForwardHeaders), identity: cfg.AuthStripHeaders(), degraded: a.DegradedField,
+		forward: config.CanonicalHeaders(a.ForwardHeaders), identity: cfg.RouteIdentityHeaders(rc), degraded: a.DegradedField,
 		reqOps: httpx.NewHeaderOps(rc.RequestHeaders), respOps: httpx.NewHeaderOps(rc.ResponseHeaders), logger: logger,
 	}
 	if h.timeout <= 0 {

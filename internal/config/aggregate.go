@@ -42,7 +42,8 @@ type Aggregate struct {
 	MaxResponseBytes ByteSize `yaml:"max_response_bytes"`
 	// ForwardHeaders are client request headers copied to every call (e.g. [Authorization,
 	// Accept-Language]). X-Request-ID, traceparent/tracestate and the auth identity headers
-	// (auth.identity_headers, forward-auth response headers) are always sent. Default: none.
+	// (auth.identity_headers, forward-auth response headers: on this route the auth service's
+	// values) are always sent. Default: none.
 	ForwardHeaders []string `yaml:"forward_headers"`
 	// DegradedField is the top-level boolean field saying whether an optional call failed;
 	// "-" leaves it out (the X-Gatehouse-Degraded header is still set). Default: _degraded.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -577,6 +578,22 @@ func (c *Config) AuthStripHeaders() []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// RouteIdentityHeaders are the headers the gateway vouches for on route's upstream calls
+// (aggregate, GraphQL and gRPC routes send them on): AuthStripHeaders and the route's own
+// forward_auth response_headers, whose values on that route are the auth service's or none,
+// credential headers included (an internal token).
+func (c *Config) RouteIdentityHeaders(route *Route) []string {
+	out := c.AuthStripHeaders()
+	if f := route.Plugins.ForwardAuth; f != nil {
+		for _, k := range f.ResponseHeaders {
+			if k = textproto.CanonicalMIMEHeaderKey(k); !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
 	return out
 }
 

@@ -62,7 +62,7 @@ func (rt *Runtime) graphqlHandler(rc *config.Route, deps Deps) (http.Handler, st
 	if pq := g.PersistedQueries; pq != nil {
 		opts.Persisted, opts.PersistedOnly = pq.Queries, pq.Only
 	}
-	opts.ForwardHeaders = rt.callHeaders(g.ForwardHeaders)
+	opts.ForwardHeaders = rt.callHeaders(rc, g.ForwardHeaders)
 	h, err := gqltr.New(opts)
 	if err != nil {
 		return nil, "", err
@@ -86,7 +86,7 @@ func (rt *Runtime) grpcHandler(rc *config.Route, svc *config.Service, deps Deps)
 	if g.Body != nil {
 		opts.Body = *g.Body
 	}
-	opts.ForwardHeaders = rt.callHeaders(g.ForwardHeaders)
+	opts.ForwardHeaders = rt.callHeaders(rc, g.ForwardHeaders)
 	if g.Descriptors != "" {
 		files, err := grpctr.LoadDescriptorSet(g.Descriptors)
 		if err != nil {
@@ -115,10 +115,10 @@ func (rt *Runtime) grpcHandler(rc *config.Route, svc *config.Service, deps Deps)
 }
 
 // callHeaders are the request headers a GraphQL or gRPC route sends on: its forward_headers and,
-// as the proxy and aggregation routes do, the identity headers the auth middleware set (they are
-// stripped from every client request, so only the gateway's values can be there).
-func (rt *Runtime) callHeaders(forward []string) []string {
-	out := rt.Config.AuthStripHeaders()
+// as the proxy and aggregation routes do, the identity headers the auth middleware set (only the
+// gateway's values can be there: config.RouteIdentityHeaders).
+func (rt *Runtime) callHeaders(rc *config.Route, forward []string) []string {
+	out := rt.Config.RouteIdentityHeaders(rc)
 	for _, h := range config.CanonicalHeaders(forward) {
 		if !slices.Contains(out, h) {
 			out = append(out, h)

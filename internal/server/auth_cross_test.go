@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -114,5 +115,41 @@ routes:
 	_, body = g.get(t, "/legacy/x", "Authorization", "Bearer client")
 	if got := decodeEcho(t, body).Header["Authorization"]; len(got) != 0 {
 		t.Errorf("the auth service handed on no Authorization, yet the upstream got %q", got)
+	}
+}
+
+// TestAggregateForwardAuthCredentialResponseHeader: on a forward_auth aggregate route, the
+// calls carry the auth service's credential header (an internal token) as they carry its other
+// response headers, although such a header is not among the ones stripped on arrival.
+func TestAggregateForwardAuthCredentialResponseHeader(t *testing.T) {
+	authz := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Authorization", "Bearer internal")
+		w.Header().Set("X-User-ID", "alice")
+	}))
+	t.Cleanup(authz.Close)
+	g := echoGateway(t, `
+routes:
+  - name: page
+    match: { path: /page }
+    plugins: { forward_auth: { url: "http://`+hostPort(authz)+`/check", response_headers: [Authorization, X-User-ID] } }
+    aggregate:
+      calls:
+        - { name: me, service: b, path: /me, required: true }
+`)
+	resp, body := g.get(t, "/page", "Cookie", "session=abc")
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var out struct {
+		Me echoed `json:"me"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if got := out.Me.Header["X-User-Id"]; len(got) != 1 || got[0] != "alice" {
+		t.Errorf("call got X-User-Id %q, want the auth service's", got)
+	}
+	if got := out.Me.Header["Authorization"]; len(got) != 1 || got[0] != "Bearer internal" {
+		t.Errorf("call got Authorization %q, want the auth service's %q", got, "Bearer internal")
 	}
 }
