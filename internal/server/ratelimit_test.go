@@ -297,3 +297,39 @@ func rlWaitFor(t *testing.T, cond func() bool, format string, args ...any) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRedisWrongTypeKeyFailsOnlyItsRequests: one limiter key holding another type (written
+// under the prefix by something else) made a healthy Redis look down: every tenant of a
+// fail_closed route got 503 for as long as that key was hit, and the log said only "redis call
+// failed". Only that key's requests follow on_error now, and the log names the cause.
+func TestRedisWrongTypeKeyFailsOnlyItsRequests(t *testing.T) {
+	rs := redisserver.Start(t)
+	a := newEcho(t, "a")
+	g := startGateway(t, rateLimitYAML(rs.URL(), "500ms", "one"), map[string]string{"A": hostPort(a)})
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	if code, _, _ := fire(client, g.base+"/closed", "evil"); code != 200 {
+		t.Fatalf("first request: %d", code)
+	}
+	key := "gatehouse:" + redisKeyLike(t, rs, "evil")
+	if _, err := rs.Do("DEL", key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Do("HSET", key, "f", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := fire(client, g.base+"/closed", "evil"); code != http.StatusServiceUnavailable {
+		t.Errorf("the wrong-type key's own request on a fail_closed route: %d, want 503", code)
+	}
+	got := ""
+	for range 5 {
+		code, _, _ := fire(client, g.base+"/closed", "innocent")
+		got += map[int]string{200: "+", 503: "X"}[code]
+	}
+	if got != "+++++" {
+		t.Errorf("another tenant on a healthy Redis got %q (X = 503)", got)
+	}
+	if logs := g.logs.String(); !strings.Contains(logs, "WRONGTYPE") {
+		t.Errorf("the log does not say what failed:\n%s", logs)
+	}
+}

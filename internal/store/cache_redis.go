@@ -84,15 +84,19 @@ func (r *RedisCache) fail(parent context.Context, err error) error {
 	}
 	r.failures.Add(1)
 	now := time.Now().UnixNano()
-	r.downUntil.Store(now + int64(r.backoff))
+	keyed := keyError(err)
+	if !keyed {
+		r.downUntil.Store(now + int64(r.backoff))
+	}
 	last := r.lastLog.Load()
 	if now-last >= int64(10*time.Second) && r.lastLog.CompareAndSwap(last, now) {
-		msg := err.Error()
-		if strings.Contains(msg, "@") { // never log a credential-bearing address
-			msg = "redis call failed"
+		if keyed {
+			r.logger.Warn("redis refused a cache key; that request is proxied uncached",
+				"error", logSafe(err), "failures", r.failures.Load())
+		} else {
+			r.logger.Warn("redis cache store unavailable; requests are proxied uncached",
+				"error", logSafe(err), "retry_in", r.backoff.String(), "failures", r.failures.Load())
 		}
-		r.logger.Warn("redis cache store unavailable; requests are proxied uncached",
-			"error", msg, "retry_in", r.backoff.String(), "failures", r.failures.Load())
 	}
 	return fmt.Errorf("redis cache: %w: %w", ErrUnavailable, err)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -364,15 +365,42 @@ func (r *Redis) fail(parent context.Context, err error) error {
 	}
 	r.failures.Add(1)
 	now := time.Now().UnixNano()
-	r.downUntil.Store(now + int64(r.backoff))
+	keyed := keyError(err)
+	if !keyed {
+		r.downUntil.Store(now + int64(r.backoff))
+	}
 	last := r.lastLog.Load()
 	if now-last >= int64(10*time.Second) && r.lastLog.CompareAndSwap(last, now) {
-		msg := err.Error()
-		if strings.Contains(msg, "@") { // never log a credential-bearing address
-			msg = "redis call failed"
+		if keyed {
+			r.logger.Warn("redis refused a limiter key; that request follows its limits' on_error policy",
+				"error", logSafe(err), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
+		} else {
+			r.logger.Warn("redis store unavailable; limits follow their on_error policy",
+				"error", logSafe(err), "retry_in", r.backoff.String(), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
 		}
-		r.logger.Warn("redis store unavailable; limits follow their on_error policy",
-			"error", msg, "retry_in", r.backoff.String(), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
 	}
 	return fmt.Errorf("redis limiter: %w: %w", ErrUnavailable, err)
+}
+
+// keyError reports whether err is Redis refusing one key or one script run (a key holding
+// another type, written under the same prefix by something else) rather than failing as a
+// store: that says nothing about the other keys, so Redis is not set aside for everyone.
+// Network errors, timeouts and the server's own states (OOM, LOADING, NOAUTH, READONLY,
+// MASTERDOWN, ...) are not.
+func keyError(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	return redis.HasErrorPrefix(err, "WRONGTYPE") ||
+		redis.HasErrorPrefix(err, "ERR") && strings.Contains(err.Error(), "user_script")
+}
+
+// credentialInURL is the userinfo of a URL in an error message ("redis://user:pass@host").
+var credentialInURL = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@`)
+
+// logSafe is err's message with any credential of a URL in it replaced: a failure is logged
+// with its cause (a Lua error names "@user_script"), never with a password.
+func logSafe(err error) string {
+	return credentialInURL.ReplaceAllString(err.Error(), "${1}xxxxx@")
 }
