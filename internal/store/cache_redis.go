@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -22,14 +21,10 @@ import (
 // after a failed call Redis is bypassed for store.redis.retry_after_error, so a Redis outage
 // costs requests at most one timeout each until then.
 type RedisCache struct {
-	client    redis.UniversalClient
-	prefix    string
-	timeout   time.Duration
-	backoff   time.Duration
-	logger    *slog.Logger
-	downUntil atomic.Int64
-	lastLog   atomic.Int64
-	failures  atomic.Uint64
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+	outages
 }
 
 var _ CacheStore = (*RedisCache)(nil)
@@ -45,7 +40,7 @@ func NewRedisCache(cfg *config.RedisStore, logger *slog.Logger) (*RedisCache, er
 		logger = slog.Default()
 	}
 	return &RedisCache{client: c, prefix: cfg.KeyPrefix, timeout: cfg.Timeout.Duration,
-		backoff: cfg.RetryAfterError.Duration, logger: logger}, nil
+		outages: outages{backoff: cfg.RetryAfterError.Duration, logger: logger}}, nil
 }
 
 // RedisCacheKey is the resource registry key of cfg's cache store.
@@ -75,30 +70,11 @@ func (r *RedisCache) available() error {
 	return nil
 }
 
-// fail notes a failed call made for parent: unless parent itself ended (the client went away
-// or its deadline passed, which says nothing about Redis), the store is set aside for the
-// back-off.
+// fail notes a failed call made for parent (see outages.fail).
 func (r *RedisCache) fail(parent context.Context, err error) error {
-	if parent.Err() != nil {
-		return fmt.Errorf("redis cache: %w", err)
-	}
-	r.failures.Add(1)
-	now := time.Now().UnixNano()
-	keyed := keyError(err)
-	if !keyed {
-		r.downUntil.Store(now + int64(r.backoff))
-	}
-	last := r.lastLog.Load()
-	if now-last >= int64(10*time.Second) && r.lastLog.CompareAndSwap(last, now) {
-		if keyed {
-			r.logger.Warn("redis refused a cache key; that request is proxied uncached",
-				"error", logSafe(err), "failures", r.failures.Load())
-		} else {
-			r.logger.Warn("redis cache store unavailable; requests are proxied uncached",
-				"error", logSafe(err), "retry_in", r.backoff.String(), "failures", r.failures.Load())
-		}
-	}
-	return fmt.Errorf("redis cache: %w: %w", ErrUnavailable, err)
+	return r.outages.fail(parent, err, "redis cache",
+		"redis cache store unavailable; requests are proxied uncached",
+		"redis refused a cache key; that request is proxied uncached")
 }
 
 func (r *RedisCache) tagKey(tag string) string { return r.prefix + "ctag:" + tag }

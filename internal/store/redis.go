@@ -69,15 +69,11 @@ var peekScript = redis.NewScript(peekScriptSrc)
 // replicas hold nothing that must agree. After a failed call Redis is bypassed (ErrUnavailable
 // at once) for retry_after_error, then tried again: recovery needs no restart.
 type Redis struct {
-	client    redis.UniversalClient
-	cluster   bool
-	prefix    string
-	timeout   time.Duration
-	backoff   time.Duration
-	logger    *slog.Logger
-	downUntil atomic.Int64
-	lastLog   atomic.Int64
-	failures  atomic.Uint64
+	client  redis.UniversalClient
+	cluster bool
+	prefix  string
+	timeout time.Duration
+	outages
 	skipped   atomic.Uint64
 	fallbacks atomic.Uint64
 }
@@ -146,7 +142,7 @@ func NewRedis(cfg *config.RedisStore, logger *slog.Logger) (*Redis, error) {
 	}
 	_, cluster := c.(*redis.ClusterClient)
 	return &Redis{client: c, cluster: cluster, prefix: cfg.KeyPrefix, timeout: cfg.Timeout.Duration,
-		backoff: cfg.RetryAfterError.Duration, logger: logger}, nil
+		outages: outages{backoff: cfg.RetryAfterError.Duration, logger: logger}}, nil
 }
 
 // AcquireRedis returns the Redis store shared by every Runtime with an equal cfg; the last one
@@ -355,31 +351,50 @@ func parseReply(v any, res []Result) (bool, error) {
 	return n[0] == 1, nil
 }
 
-// fail records a failed call: Redis is bypassed for the backoff, and the failure is logged at
-// most every 10 seconds.
-// fail notes a failed call made for parent: unless parent itself ended (the client went away
-// or its deadline passed, which says nothing about Redis), Redis is set aside for the back-off.
+// fail notes a failed call made for parent (see outages.fail).
 func (r *Redis) fail(parent context.Context, err error) error {
+	return r.outages.fail(parent, err, "redis limiter",
+		"redis store unavailable; limits follow their on_error policy",
+		"redis refused a limiter key; that request follows its limits' on_error policy",
+		"fallbacks", r.fallbacks.Load())
+}
+
+// outages is a Redis store's failure bookkeeping: when it is set aside until, its failure
+// count, and its rate-limited log.
+type outages struct {
+	backoff   time.Duration
+	logger    *slog.Logger
+	downUntil atomic.Int64
+	lastLog   atomic.Int64
+	failures  atomic.Uint64
+}
+
+// fail notes a failed call made for parent and returns err wrapped in ErrUnavailable, with
+// what naming the store. Unless parent itself ended (the client went away or its deadline
+// passed, which says nothing about Redis), the failure is counted, and unless Redis only refused
+// this call's key (keyError), the store is set aside for the back-off. The failure is logged at
+// most every 10 seconds, with down or refused as the message and extra attributes.
+func (o *outages) fail(parent context.Context, err error, what, down, refused string, extra ...any) error {
 	if parent.Err() != nil {
-		return fmt.Errorf("redis limiter: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	r.failures.Add(1)
+	o.failures.Add(1)
 	now := time.Now().UnixNano()
 	keyed := keyError(err)
 	if !keyed {
-		r.downUntil.Store(now + int64(r.backoff))
+		o.downUntil.Store(now + int64(o.backoff))
 	}
-	last := r.lastLog.Load()
-	if now-last >= int64(10*time.Second) && r.lastLog.CompareAndSwap(last, now) {
-		if keyed {
-			r.logger.Warn("redis refused a limiter key; that request follows its limits' on_error policy",
-				"error", logSafe(err), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
-		} else {
-			r.logger.Warn("redis store unavailable; limits follow their on_error policy",
-				"error", logSafe(err), "retry_in", r.backoff.String(), "failures", r.failures.Load(), "fallbacks", r.fallbacks.Load())
+	last := o.lastLog.Load()
+	if now-last >= int64(10*time.Second) && o.lastLog.CompareAndSwap(last, now) {
+		attrs := []any{"error", logSafe(err)}
+		msg := refused
+		if !keyed {
+			msg = down
+			attrs = append(attrs, "retry_in", o.backoff.String())
 		}
+		o.logger.Warn(msg, append(append(attrs, "failures", o.failures.Load()), extra...)...)
 	}
-	return fmt.Errorf("redis limiter: %w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
 }
 
 // keyError reports whether err is Redis refusing one key or one script run (a key holding
