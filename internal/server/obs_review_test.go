@@ -33,9 +33,6 @@ routes:
   - { name: ok, match: { path: /ok }, service: echo }
 `
 
-// TestReviewBreakerGaugeStaleAfterReload: a service removed by a reload keeps reporting
-// gatehouse_circuit_breaker_state 2 (open) forever.
-
 // TestBreakerGaugeGoneAfterReload checks that a service a reload removed leaves no circuit
 // breaker gauge behind (an "open" one would keep an alert firing for good).
 func TestBreakerGaugeGoneAfterReload(t *testing.T) {
@@ -88,9 +85,6 @@ routes:
         - { name: orders, service: orders, path: "/orders/{id}", default: [] }
 `
 
-// TestReviewDegradedAggregateIsCached: a degraded (partial) aggregate response is stored by
-// the route's cache and served for the whole TTL after the backend recovered.
-
 // TestDegradedAggregateIsNotCached checks that a partial aggregate answer (an optional call
 // failed) is not kept by the response cache once the backend is back.
 func TestDegradedAggregateIsNotCached(t *testing.T) {
@@ -109,6 +103,3 @@ func TestDegradedAggregateIsNotCached(t *testing.T) {
 			d, resp.Header.Get("X-Cache"), body, orders.calls.Load())
 	}
 }
-
-// TestReviewAggregateIgnoresServiceRequestTimeout: README: every call goes through
-// upstream.Service.Do "— the service's balancer, circuit breaker, retries, health and timeouts".
